@@ -87,8 +87,8 @@ def stratified_split_indices(
     for label in sorted(set(labels)):
         idx = np.flatnonzero(labels_arr == label)
         idx = idx[rng.permutation(len(idx))]
-        n_test = int(round(len(idx) * test))
-        n_val = int(round(len(idx) * validation))
+        n_test = round(len(idx) * test)
+        n_val = round(len(idx) * validation)
         parts["test"].append(idx[:n_test])
         parts["validation"].append(idx[n_test : n_test + n_val])
         parts["train"].append(idx[n_test + n_val :])
@@ -145,11 +145,17 @@ class TextClassificationDataset:
         predefined test set is returned as is.
         """
         if self.test is not None:
-            idx = stratified_split_indices(self.data.labels, validation=validation, test=0.0, seed=seed)
+            idx = stratified_split_indices(
+                self.data.labels, validation=validation, test=0.0, seed=seed
+            )
             return Splits(self.data.subset(idx.train), self.data.subset(idx.validation), self.test)
-        idx = stratified_split_indices(self.data.labels, validation=validation, test=test, seed=seed)
+        idx = stratified_split_indices(
+            self.data.labels, validation=validation, test=test, seed=seed
+        )
         return Splits(
-            self.data.subset(idx.train), self.data.subset(idx.validation), self.data.subset(idx.test)
+            self.data.subset(idx.train),
+            self.data.subset(idx.validation),
+            self.data.subset(idx.test),
         )
 
 
@@ -190,8 +196,8 @@ class TimeSeriesDataset:
         parts: dict[str, dict[str, pd.DataFrame]] = {"train": {}, "validation": {}, "test": {}}
         for key, frame in self.series.items():
             n = len(frame)
-            n_test = int(round(n * test))
-            n_val = int(round(n * validation))
+            n_test = round(n * test)
+            n_val = round(n * validation)
             n_train = n - n_val - n_test
             parts["train"][key] = frame.iloc[:n_train]
             parts["validation"][key] = frame.iloc[n_train : n_train + n_val]
@@ -234,8 +240,8 @@ class TextCorpus:
         _check_fractions(validation, test)
         text = self.text
         n = len(text)
-        n_test = int(round(n * test))
-        n_val = int(round(n * validation))
+        n_test = round(n * test)
+        n_val = round(n * validation)
         n_train = n - n_val - n_test
         return Splits(text[:n_train], text[n_train : n_train + n_val], text[n_train + n_val :])
 

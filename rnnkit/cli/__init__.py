@@ -1,0 +1,59 @@
+"""The `rnnkit` command: one entry point, one sub-command module per job.
+
+Each module under `rnnkit/cli/` exposes `register(subparsers)`, which adds its commands and sets
+`func` on their parsers. Errors rnnkit raises on purpose (`RnnkitError`) print as one line on
+stderr with exit status 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from rnnkit import __version__
+from rnnkit.cli import datasets
+from rnnkit.errors import RnnkitError
+
+COMMAND_MODULES = [datasets]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser, with every sub-command registered."""
+    parser = argparse.ArgumentParser(
+        prog="rnnkit",
+        description="Recurrent networks (RNN, LSTM, GRU) for sequence classification, "
+        "forecasting and generation.",
+    )
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    parser.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except RnnkitError as exc:
+        print(f"rnnkit: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        # Output piped into `head` and closed early: not an error worth a traceback.
+        sys.stderr.close()
+        return 0
+    except KeyboardInterrupt:
+        print("rnnkit: interrupted", file=sys.stderr)
+        return 130
