@@ -1,0 +1,291 @@
+"""Load users' own data: labelled tables, aclImdb-style folders, plain text and time series.
+
+Formats, chosen by suffix: CSV, TSV, JSONL/NDJSON (each optionally .gz/.bz2/.xz) and Parquet for
+tables; `.txt` for text. Bad input raises `rnnkit.errors.DataError` naming the file, the line
+(text formats; 1-based, a CSV header is line 1, quoted fields spanning lines are counted) or the
+0-based row (Parquet), the column, and what was expected.
+
+Labels are strings: 1 and 1.0 both become "1", so a rating column reads the same from every
+format. Texts in tables are kept exactly as written; `.txt` files get "\n" line endings, and a
+class folder's example loses its final line break.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnkit.data.series_table import series_from_table
+from rnnkit.data.tables import (
+    Table,
+    cell_to_str,
+    existing,
+    is_missing,
+    read_table,
+)
+from rnnkit.data.text_folders import class_folders, is_text_file, load_corpus, load_text_folder
+from rnnkit.data.types import (
+    Dataset,
+    LabeledTexts,
+    TextClassificationDataset,
+    TimeSeriesDataset,
+)
+from rnnkit.errors import ConfigError
+
+__all__ = [
+    "load_corpus",
+    "load_path",
+    "load_text_classification",
+    "load_text_folder",
+    "load_time_series",
+]
+
+TASKS = {
+    "classification": "classification",
+    "classifier": "classification",
+    "forecasting": "forecasting",
+    "forecaster": "forecasting",
+    "language-modeling": "language-modeling",
+    "lm": "language-modeling",
+}
+_TASK_OPTIONS = {
+    "classification": ("text_column", "label_column", "test_path"),
+    "forecasting": ("time_column", "target_columns", "series_column", "covariate_columns"),
+    "language-modeling": (),
+}
+_WHOLE_NUMBER = re.compile(r"[+-]?\d+(\.0*)?")
+
+
+def load_text_classification(
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    test_path: str | Path | None = None,
+) -> TextClassificationDataset:
+    """Labelled texts from a table file, with an optional predefined test file.
+
+    Args:
+        path: a CSV, TSV, JSONL or Parquet file with one text and one label per row.
+        text_column: the column (JSON key) holding the text.
+        label_column: the column holding the label; numbers become strings ("1", "2", ...).
+        test_path: a second table with the same columns, returned as `dataset.test`.
+
+    Returns:
+        The dataset; `name` and `source` are `path`, `test_source` is `test_path`.
+
+    Raises:
+        DataError: a missing file or column, an empty text, a missing label, a test label that
+            training never shows, or any problem `read_table` reports, located by line or row.
+    """
+    return _classification(read_table(path), text_column, label_column, test_path)
+
+
+def load_time_series(
+    path: str | Path,
+    *,
+    time_column: str = "time",
+    target_columns: Sequence[str] | str = ("value",),
+    series_column: str | None = None,
+    covariate_columns: Sequence[str] | str = (),
+) -> TimeSeriesDataset:
+    """Regular time series from a table file, one series or one per `series_column` value.
+
+    Rows must be in time order within each series, one row per time step with no gaps (gap
+    filling is not supported yet); the frequency is inferred with `pandas.infer_freq`.
+
+    Args:
+        path: a CSV, TSV, JSONL or Parquet file.
+        time_column: dates or date-times (ISO 8601 is safest; a bare year like 1949 works).
+        target_columns: the numeric columns to forecast.
+        series_column: the column whose values name each series; None for a single series,
+            whose id is the (first) target's name.
+        covariate_columns: other numeric columns known at every step.
+
+    Returns:
+        The dataset; each frame is indexed by a `DatetimeIndex` named `time_column` and holds
+        the targets then the covariates as float64.
+
+    Raises:
+        DataError: see `rnnkit.data.series_table.series_from_table`.
+        ConfigError: no targets, or one column given two roles.
+    """
+    return _series(read_table(path), time_column, target_columns, series_column, covariate_columns)
+
+
+def load_path(path: str | Path, *, task: str | None = None, **columns: Any) -> Dataset:
+    """Load a file or folder, choosing the loader from `task` or from what the path holds.
+
+    Without `task`: a `.txt` file is a corpus; a folder with class folders (or `train/`) is an
+    aclImdb layout, a folder with `.txt` files only is a corpus; a table is classification if
+    the options or its columns name text and label ("text", "label"), forecasting if they name
+    a time column ("time").
+
+    Args:
+        path: the file or folder.
+        task: "classification", "forecasting" or "language-modeling" (or the CLI's names
+            "classifier", "forecaster", "lm").
+        **columns: options of the chosen loader (`text_column=`, `time_column=`, ...).
+
+    Raises:
+        ConfigError: an unknown task, an option the task does not take, or a task that cannot
+            be told from the path.
+        DataError: whatever the loader raises.
+    """
+    path = existing(path)
+    resolved = _resolve_task(task)
+    table = None
+    if resolved is None:
+        resolved, table = _guess_task(path, columns)
+    accepted = _TASK_OPTIONS[resolved]
+    unknown = sorted(set(columns) - set(accepted))
+    if unknown:
+        raise ConfigError(
+            f"option(s) {unknown} do not apply to {resolved}; accepted: "
+            f"{', '.join(accepted) or 'none'}"
+        )
+    if resolved == "language-modeling":
+        return load_corpus(path)
+    if resolved == "classification" and path.is_dir():
+        if columns:
+            raise ConfigError(f"a class folder takes no column options, got {sorted(columns)}")
+        return load_text_folder(path)
+    if table is None:
+        table = read_table(path)
+    # A table read to guess the task is reused: guessing happens only without column options.
+    if resolved == "classification":
+        return _classification(table, **columns)
+    return _series(table, **columns)
+
+
+def _resolve_task(task: str | None) -> str | None:
+    if task is None:
+        return None
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
+    return TASKS[task]
+
+
+def _guess_task(path: Path, columns: dict[str, Any]) -> tuple[str, Table | None]:
+    """The task a path holds, and the table if one had to be read to tell."""
+    for task in ("classification", "forecasting"):
+        if any(key in _TASK_OPTIONS[task] for key in columns):
+            return task, None
+    if path.is_dir():
+        if class_folders(path / "train"):
+            return "classification", None
+        has_classes = bool(class_folders(path))
+        has_texts = any(is_text_file(child) for child in path.iterdir())
+        if has_classes != has_texts:
+            return ("classification" if has_classes else "language-modeling"), None
+        raise ConfigError(
+            f"cannot tell what {path} holds (class folders and loose .txt files, or neither); "
+            "pass task='classification' or task='language-modeling'"
+        )
+    if is_text_file(path):
+        return "language-modeling", None
+    table = read_table(path)
+    names = {str(c) for c in table.frame.columns}
+    if {"text", "label"} <= names:
+        return "classification", table
+    if "time" in names:
+        return "forecasting", table
+    raise ConfigError(
+        f"cannot tell the task of {path} from its columns {sorted(names)}; pass "
+        "task='classification' with text_column=/label_column=, or task='forecasting' with "
+        "time_column=/target_columns="
+    )
+
+
+def _as_list(columns: Sequence[str] | str) -> list[str]:
+    # A lone string is one column, not a sequence of one-letter columns.
+    return [columns] if isinstance(columns, str) else list(columns)
+
+
+def _classification(
+    table: Table,
+    text_column: str = "text",
+    label_column: str = "label",
+    test_path: str | Path | None = None,
+) -> TextClassificationDataset:
+    name = str(table.path)
+    data = _labeled_texts(table, text_column, label_column)
+    if test_path is None:
+        return TextClassificationDataset(name, data, source=name)
+    test_table = read_table(test_path)
+    test = _labeled_texts(test_table, text_column, label_column)
+    _check_test_labels(test_table, test.labels, set(data.labels), label_column)
+    return TextClassificationDataset(
+        name, data, test, source=name, test_source=str(test_table.path)
+    )
+
+
+def _series(
+    table: Table,
+    time_column: str = "time",
+    target_columns: Sequence[str] | str = ("value",),
+    series_column: str | None = None,
+    covariate_columns: Sequence[str] | str = (),
+) -> TimeSeriesDataset:
+    return series_from_table(
+        table,
+        time_column=time_column,
+        target_columns=_as_list(target_columns),
+        series_column=series_column,
+        covariate_columns=_as_list(covariate_columns),
+    )
+
+
+def _labeled_texts(table: Table, text_column: str, label_column: str) -> LabeledTexts:
+    if text_column == label_column:
+        raise ConfigError(f"text_column and label_column are both {text_column!r}")
+    texts = _texts(table, text_column)
+    return LabeledTexts(texts, _labels(table, label_column))
+
+
+def _texts(table: Table, column: str) -> list[str]:
+    texts = table.column(column).tolist()
+    for row, text in enumerate(texts):
+        if not isinstance(text, str):
+            if is_missing(text):
+                raise table.error("missing text; expected a non-empty string", row, column)
+            raise table.error(
+                f"expected text (a string), got {type(text).__name__} {text!r}", row, column
+            )
+        if not text.strip():
+            raise table.error(
+                "empty text; every row needs a non-empty text (drop the row or fill it in)",
+                row,
+                column,
+            )
+    return texts
+
+
+def _labels(table: Table, column: str) -> list[str]:
+    labels = []
+    for row, value in enumerate(table.column(column).tolist()):
+        if isinstance(value, (list, tuple, dict, np.ndarray)):
+            raise table.error(f"expected one label, got {value!r}", row, column)
+        label = "" if is_missing(value) else cell_to_str(value)
+        if not label:
+            raise table.error("missing label; every row needs one", row, column)
+        labels.append(label)
+    # A CSV rating column written from floats ("1.0") reads as the integers pandas would infer.
+    if all(_WHOLE_NUMBER.fullmatch(label) for label in labels):
+        labels = [str(int(label.split(".")[0])) for label in labels]
+    return labels
+
+
+def _check_test_labels(table: Table, labels: list[str], known: set[str], column: str) -> None:
+    for row, label in enumerate(labels):
+        if label not in known:
+            raise table.error(
+                f"label {label!r} appears only in the test file; training labels are "
+                f"{sorted(known)}",
+                row,
+                column,
+            )
