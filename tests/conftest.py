@@ -11,9 +11,14 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from rnnkit.data import fetch, get_spec
 from rnnkit.data.cache import package_dir
+
+# Test models are tiny: one thread beats two (no OpenMP hand-offs), and it keeps tests steady when
+# the machine is busy with something else. Benchmarks, not tests, measure multi-threaded speed.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

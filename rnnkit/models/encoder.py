@@ -197,6 +197,11 @@ class RecurrentEncoder(nn.Module):
     def _run_padded(
         self, module: nn.RNNBase, x: Tensor, lengths: Tensor, h0: State | None, need_state: bool
     ) -> tuple[Tensor, State | None]:
+        if self.is_lstm and _cpu_bf16_unsupported(x):
+            # oneDNN on CPUs without AVX-512 BF16 has no bf16 LSTM primitive and would raise;
+            # run this kernel in fp32 and let the rest of the model keep bf16 autocast.
+            with torch.autocast("cpu", enabled=False):
+                return self._run_padded(module, x.float(), lengths, _float_state(h0), need_state)
         ragged = bool((lengths != x.size(1)).any())
         if self.is_lstm and need_state and ragged:
             return self._run_lstm_ragged(module, x, lengths, h0)
@@ -267,6 +272,24 @@ class RecurrentEncoder(nn.Module):
                 torch.cat([f[1] for f in finals], dim=0),  # type: ignore[index]
             )
         return torch.cat(finals, dim=0)  # type: ignore[arg-type]
+
+
+def _cpu_bf16_unsupported(x: Tensor) -> bool:
+    if x.device.type != "cpu" or not torch.is_autocast_enabled("cpu"):
+        return False
+    if torch.get_autocast_dtype("cpu") != torch.bfloat16:
+        return False
+    from rnnkit.training.precision import cpu_supports_bf16_lstm
+
+    return not cpu_supports_bf16_lstm()
+
+
+def _float_state(state: State | None) -> State | None:
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return (state[0].float(), state[1].float())
+    return state.float()
 
 
 def build_encoder(**kwargs: object) -> RecurrentEncoder:

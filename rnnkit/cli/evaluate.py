@@ -1,0 +1,91 @@
+"""`rnnkit evaluate RUN [--data ...] [--json]` and `rnnkit predict RUN TEXT... | --file F`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rnnkit.errors import DataError
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="metrics of a trained run on its test split or on other data"
+    )
+    p.add_argument("run", metavar="RUN", help="a run folder")
+    p.add_argument("--data", metavar="NAME|PATH", help="evaluate on this instead of the test split")
+    p.add_argument("--text-column", metavar="C")
+    p.add_argument("--label-column", metavar="C")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = subparsers.add_parser("predict", help="labels and probabilities for texts")
+    p.add_argument("run", metavar="RUN", help="a run folder")
+    p.add_argument("texts", nargs="*", metavar="TEXT")
+    p.add_argument("--file", metavar="F", help="one text per line ('-' for stdin)")
+    p.add_argument("--json", action="store_true", help="one JSON object per text")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from rnnkit.runs import read_config
+
+    config = read_config(args.run)
+    if config["task"] != "classification":  # pragma: no cover - other tasks arrive later
+        raise DataError(f"evaluate does not know task {config['task']!r} yet", path=args.run)
+    from rnnkit.tasks.classification import evaluate_run
+
+    columns = {
+        k: v
+        for k, v in (("text_column", args.text_column), ("label_column", args.label_column))
+        if v is not None
+    }
+    metrics = evaluate_run(args.run, args.data, **columns)
+    if args.json:
+        print(json.dumps(metrics))
+        return 0
+    print(f"{metrics['data']}: {metrics['n']} texts")
+    print(f"accuracy  {metrics['accuracy']:.4f}")
+    print(f"macro-F1  {metrics['macro_f1']:.4f}")
+    width = max(len(c) for c in metrics["classes"])
+    print(f"\n{'class':<{width}}  precision  recall  f1      support")
+    for name, row in metrics["per_class"].items():
+        print(
+            f"{name:<{width}}  {row['precision']:.4f}     {row['recall']:.4f}  {row['f1']:.4f}"
+            f"  {row['support']}"
+        )
+    print("\nconfusion (rows: true, columns: predicted)")
+    print(" " * width + "  " + "  ".join(f"{c:>8}" for c in metrics["classes"]))
+    for name, row in zip(metrics["classes"], metrics["confusion"], strict=True):
+        print(f"{name:<{width}}  " + "  ".join(f"{v:>8}" for v in row))
+    return 0
+
+
+def _read_lines(path: str) -> list[str]:
+    if path == "-":
+        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError("no such file", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not valid UTF-8 at byte {exc.start}", path=path) from None
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from rnnkit.runs import load
+
+    texts = list(args.texts) + (_read_lines(args.file) if args.file else [])
+    if not texts:
+        raise DataError("nothing to predict: give texts as arguments or --file F")
+    predictor = load(args.run)
+    for text, result in zip(texts, predictor.predict(texts), strict=True):
+        if args.json:
+            print(json.dumps({"text": text, **result}))
+        else:
+            p = result["probabilities"][result["label"]]
+            print(f"{result['label']}\t{p:.3f}\t{text}")
+    return 0

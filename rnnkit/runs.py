@@ -1,0 +1,145 @@
+"""Run folders: everything needed to rebuild and use a trained model, with no pickle.
+
+    runs/<name>/
+        config.json          task, the full run config, the resolved model config, classes,
+                             split seed, library versions (format_version 1)
+        tokenizer.json       the TextEncoder (tokenizer + vocabulary)
+        model.safetensors    the best weights
+        metrics.jsonl        one record per epoch
+        test_metrics.json    metrics on the held-out test split
+        report.md, loss.png, confusion.png
+        checkpoints/last.safetensors   for --resume
+
+`rnnkit.load(path)` reads `config.json`, picks the predictor for its task and rebuilds the model.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+
+from rnnkit import __version__
+from rnnkit.errors import DataError
+from rnnkit.io import atomic_write_json
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TOKENIZER_FILE = "tokenizer.json"
+
+#: task name -> function(run_dir, config, device) -> predictor; filled by the task modules.
+LOADERS: dict[str, Callable[..., Any]] = {}
+
+
+def versions() -> dict[str, str]:
+    return {"rnnkit": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def write_config(run_dir: str | Path, task: str, payload: dict[str, Any]) -> Path:
+    """Write `config.json` (atomically) with the format version, task and versions."""
+    record = {
+        "format_version": FORMAT_VERSION,
+        "task": task,
+        **payload,
+        "versions": versions(),
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    path = Path(run_dir) / CONFIG_FILE
+    atomic_write_json(path, record)
+    return path
+
+
+def read_config(run_dir: str | Path) -> dict[str, Any]:
+    """Read and check `config.json`; errors name the file and what is wrong."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise DataError("run folder does not exist", path=run_dir)
+    if run_dir.is_file():
+        if run_dir.suffix in (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"):
+            raise DataError(
+                "pickled model files are refused (loading them runs code); give a run folder "
+                "with config.json and model.safetensors",
+                path=run_dir,
+            )
+        raise DataError("expected a run folder (with config.json), got a file", path=run_dir)
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise DataError(f"not a run folder: {CONFIG_FILE} is missing", path=run_dir)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"not valid JSON: {exc}", path=path) from exc
+    if not isinstance(config, dict):
+        raise DataError("top level must be a JSON object", path=path)
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise DataError(
+            f"format_version {version!r} is not supported (this rnnkit reads {FORMAT_VERSION})",
+            path=path,
+            column="format_version",
+        )
+    if config.get("task") not in LOADERS:
+        _register_builtin_loaders()
+    if config.get("task") not in LOADERS:
+        raise DataError(
+            f"unknown task {config.get('task')!r}; known: {', '.join(sorted(LOADERS))}",
+            path=path,
+            column="task",
+        )
+    return config
+
+
+def load_weights(model: torch.nn.Module, run_dir: str | Path, device: str = "cpu") -> None:
+    """Load `model.safetensors` into `model`, refusing any mismatch with a clear message."""
+    path = Path(run_dir) / WEIGHTS_FILE
+    if not path.is_file():
+        raise DataError(f"{WEIGHTS_FILE} is missing (was training interrupted?)", path=run_dir)
+    try:
+        with safe_open(str(path), framework="pt", device=device) as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+    except Exception as exc:  # safetensors raises its own types for damaged headers
+        raise DataError(f"not a readable safetensors file: {exc}", path=path) from exc
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [
+        f"{k} {tuple(tensors[k].shape)} (config needs {tuple(expected[k].shape)})"
+        for k in sorted(set(expected) & set(tensors))
+        if tensors[k].shape != expected[k].shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors {missing[:5]}")
+    if unexpected:
+        problems.append(f"unexpected tensors {unexpected[:5]}")
+    if wrong:
+        problems.append(f"wrong shapes: {', '.join(wrong[:5])}")
+    if problems:
+        raise DataError("weights do not match config.json: " + "; ".join(problems), path=path)
+    model.load_state_dict(tensors)
+
+
+def load(path: str | Path, device: str = "cpu") -> Any:
+    """Rebuild the predictor stored in a run folder (classifier, forecaster, language model).
+
+    Args:
+        path: a run folder written by `rnnkit train ...`.
+        device: where to run the model.
+
+    Returns:
+        The task's predictor, e.g. a `ClassifierPredictor` with `.predict(texts)`.
+    """
+    config = read_config(path)
+    return LOADERS[config["task"]](Path(path), config, device)
+
+
+def _register_builtin_loaders() -> None:
+    # Importing a task module registers its loader; done lazily so `import rnnkit` stays light.
+    import rnnkit.tasks.classification  # noqa: F401
