@@ -1,0 +1,1 @@
+"""Tasks: what to learn from which data. Each supplies the loss and metrics to the engine."""
