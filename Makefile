@@ -17,10 +17,18 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The quickstart: a BiLSTM with GloVe vectors on real movie reviews, then predictions from the
+# saved run folder. The demo's own run folder is replaced on each `make demo`.
+DEMO_RUN := runs/quickstart
 demo: $(STAMP)
 	$(PY) -m rnnkit datasets list
-	$(PY) -m rnnkit datasets fetch rotten-tomatoes
 	$(PY) -m rnnkit datasets info rotten-tomatoes --stats
+	rm -rf $(DEMO_RUN)
+	$(PY) -m rnnkit train classifier --data rotten-tomatoes --cell lstm --bidirectional \
+		--embeddings glove-6b-50d --out $(DEMO_RUN)
+	$(PY) -m rnnkit evaluate $(DEMO_RUN)
+	$(PY) -m rnnkit predict $(DEMO_RUN) "a gorgeous, witty, seductive movie" \
+		"the plot is a mess and the jokes fall flat" "not as bad as I feared"
 
 test: $(STAMP)
 	$(PY) -m pytest
