@@ -22,16 +22,19 @@ from other processes on a shared machine (the median round is printed too).
 from __future__ import annotations
 
 import argparse
-import os
-import platform
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import BatchSampler, RandomSampler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine
 
 from rnnkit.data import load_dataset
 from rnnkit.data.batching import Batch, BucketBatchSampler, PadCollate
@@ -128,22 +131,6 @@ def padding_stats(batches: list[Batch]) -> tuple[int, float]:
     return slots, 1.0 - tokens / slots
 
 
-def machine_info() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return (
-        f"{model}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), Python {platform.python_version()}"
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--limit", type=int, default=None, help="use the first N reviews only")
@@ -155,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.manual_seed(args.seed)
     ids_list, labels, vocab_size, pad_id = load_token_ids(args.limit)
     lengths = np.array([len(ids) for ids in ids_list])
-    print(f"machine: {machine_info()}")
+    print(f"machine: {machine()}")
     print(
         f"data: clothing-reviews, {len(ids_list)} non-empty reviews, {int(lengths.sum())} tokens "
         f"(mean {lengths.mean():.1f}, max {lengths.max()}), vocabulary {vocab_size}"

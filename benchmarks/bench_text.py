@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -37,32 +36,7 @@ import torch
 
 from rnnkit.data import load_dataset
 from rnnkit.text import TextEncoder
-
-# torchtext.data.utils._basic_english_normalize: (pattern, replacement), in order, after lower().
-_TORCHTEXT_RULES = [
-    (re.compile(pattern), replacement)
-    for pattern, replacement in [
-        (r"\'", " '  "),
-        (r"\"", ""),
-        (r"\.", " . "),
-        (r"<br \/>", " "),
-        (r",", " , "),
-        (r"\(", " ( "),
-        (r"\)", " ) "),
-        (r"\!", " ! "),
-        (r"\?", " ? "),
-        (r"\;", " "),
-        (r"\:", " "),
-        (r"\s+", " "),
-    ]
-]
-
-
-def torchtext_basic_english(line: str) -> list[str]:
-    line = line.lower()
-    for pattern, replacement in _TORCHTEXT_RULES:
-        line = pattern.sub(replacement, line)
-    return line.split()
+from rnnkit.text.reference import torchtext_basic_english
 
 
 def baseline_encode(texts: list[str], stoi: dict[str, int], unk: int) -> list[list[int]]:

@@ -59,18 +59,24 @@ def _indices(name: str, values: ArrayLike) -> np.ndarray:
     raise ValueError(f"{name} must hold integer class indices, got dtype {arr.dtype}")
 
 
-def _pair(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a (y_true, y_pred) pair against `num_classes`; return them as int64 arrays."""
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer):
-        raise ValueError(f"num_classes must be an int, got {num_classes!r}")
-    if num_classes < 1:
-        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+def _same_length(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Both as int64 index arrays, checked to be non-empty and of equal length."""
     t = _indices("y_true", y_true)
     p = _indices("y_pred", y_pred)
     if t.shape[0] != p.shape[0]:
         raise ValueError(f"y_true and y_pred differ in length: {t.shape[0]} vs {p.shape[0]}")
     if t.shape[0] == 0:
         raise ValueError("y_true and y_pred are empty: metrics need at least one sample")
+    return t, p
+
+
+def _pair(y_true: ArrayLike, y_pred: ArrayLike, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a (y_true, y_pred) pair against `num_classes`; return them as int64 arrays."""
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int | np.integer):
+        raise ValueError(f"num_classes must be an int, got {num_classes!r}")
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}")
+    t, p = _same_length(y_true, y_pred)
     for name, arr in (("y_true", t), ("y_pred", p)):
         bad = np.flatnonzero((arr < 0) | (arr >= num_classes))
         if bad.size:
@@ -143,12 +149,7 @@ def accuracy(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     Raises:
         ValueError: lengths differ, no samples, or non-integer entries.
     """
-    t = _indices("y_true", y_true)
-    p = _indices("y_pred", y_pred)
-    if t.shape[0] != p.shape[0]:
-        raise ValueError(f"y_true and y_pred differ in length: {t.shape[0]} vs {p.shape[0]}")
-    if t.shape[0] == 0:
-        raise ValueError("y_true and y_pred are empty: metrics need at least one sample")
+    t, p = _same_length(y_true, y_pred)
     return float(np.mean(t == p))
 
 

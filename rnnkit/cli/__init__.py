@@ -27,8 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         "forecasting and generation.",
     )
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="debug log output")
     parser.add_argument(
-        "-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)"
+        "-q", "--quiet-logs", action="store_true", help="only warnings and errors in the log"
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
@@ -40,8 +41,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # rnnkit's own INFO messages (data summary, embedding coverage, downloads) are part of the
+    # CLI's output; other libraries stay at WARNING. -q silences ours, -v adds debug detail.
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    ours = logging.DEBUG if args.verbose else logging.WARNING if args.quiet_logs else logging.INFO
+    logging.getLogger("rnnkit").setLevel(ours)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -29,7 +29,9 @@ class ProgressBar(Callback):
         if self.bar is None:
             return
         self.bar.update(1)
+        last = state.metrics.get(self.monitor)
         self.bar.set_postfix(
+            **({f"val_{self.monitor}": f"{last:.4f}"} if last is not None else {}),
             loss=f"{state.loss:.4f}",
             lr=f"{state.lr:.2e}",
             tok_s=f"{state.tokens_per_second:,.0f}",

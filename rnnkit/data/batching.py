@@ -98,6 +98,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         rank: int = 0,
         bucket_size_multiplier: int = 50,
     ) -> None:
+        super().__init__()
         self.batch_size = _check_int("batch_size", batch_size, minimum=1, accepted="an int >= 1")
         self.num_replicas = _check_int(
             "num_replicas", num_replicas, minimum=1, accepted="an int >= 1 (the DDP world size)"
@@ -224,10 +225,11 @@ class Batch:
     """A right-padded batch of token ids.
 
     Attributes:
-        ids: token ids, `pad_id` after each sequence's end.  # (B, T) int64
-        lengths: real length of each sequence, all >= 1. Kept on the CPU by `to()`, because
-            `pack_padded_sequence` requires CPU lengths.  # (B,) int64
-        labels: one class id per sequence, or None for unlabelled data.  # (B,) int64
+        ids: (B, T) int64 token ids, `pad_id` after each sequence's end; T is the longest
+            length in the batch.
+        lengths: (B,) int64 real length of each sequence, all >= 1. `to()` leaves it on the
+            CPU because `pack_padded_sequence` requires CPU lengths.
+        labels: (B,) int64 class ids, or None for unlabelled data.
     """
 
     ids: torch.Tensor
@@ -243,7 +245,7 @@ class Batch:
         return int(self.lengths.sum())
 
     def mask(self) -> torch.Tensor:
-        """True at real tokens, False at padding, on the device of `ids`.  # (B, T) bool"""
+        """(B, T) bool, True at real tokens and False at padding, on the device of `ids`."""
         steps = torch.arange(self.ids.shape[1], device=self.ids.device)
         return steps[None, :] < self.lengths.to(self.ids.device)[:, None]
 
@@ -352,7 +354,7 @@ class PadCollate:
             raise DataError(f"labels must be integer class ids ({err})") from None
 
 
-class SequenceDataset(Dataset):
+class SequenceDataset(Dataset[tuple[torch.Tensor, int | None]]):
     """Token-id sequences with optional integer labels; item `i` is `(ids, label)`.
 
     Sequences are converted to int64 tensors once here, so collating costs only copies.
@@ -393,5 +395,5 @@ class SequenceDataset(Dataset):
 
     @property
     def lengths(self) -> np.ndarray:
-        """The length of every sequence, for `BucketBatchSampler`.  # (N,) int64"""
+        """(N,) int64, the length of every sequence, for `BucketBatchSampler`."""
         return np.array([len(s) for s in self.sequences], dtype=np.int64)

@@ -222,6 +222,16 @@ def fit(
         stale, records = info["stale"], info["records"]
         logger.info("resuming after epoch %d (step %d)", info["epoch"], state.step)
 
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    logger.info(
+        "training %s parameters (%s trainable) on %s, %s, %d steps per epoch",
+        f"{params:,}",
+        f"{trainable:,}",
+        device,
+        precision.name,
+        steps_per_epoch,
+    )
     for cb in callbacks:
         cb.on_train_begin(state)
     started = time.perf_counter()
@@ -263,7 +273,7 @@ def fit(
                 save_weights(model, run_path / "model.safetensors")
         else:
             stale += 1
-        logger.info("epoch %d: %s", epoch, json.dumps(record))
+        logger.debug("epoch %d: %s", epoch, json.dumps(record))
         for cb in callbacks:
             cb.on_epoch_end(state)
         if run_path is not None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
 from hypothesis import given, settings
@@ -11,35 +10,8 @@ from hypothesis import strategies as st
 
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.text import TOKENIZERS, BPETokenizer, Tokenizer, get_tokenizer, tokenizer_from_dict
+from rnnkit.text.reference import torchtext_basic_english
 from rnnkit.text.tokenizers import MIN_BPE_VOCAB_SIZE
-
-# torchtext.data.utils._basic_english_normalize, as a list of (pattern, replacement) applied in
-# order after lower-casing, then str.split(). The reference our Arrow pipeline must equal.
-_TORCHTEXT_RULES = [
-    (re.compile(pattern), replacement)
-    for pattern, replacement in [
-        (r"\'", " '  "),
-        (r"\"", ""),
-        (r"\.", " . "),
-        (r"<br \/>", " "),
-        (r",", " , "),
-        (r"\(", " ( "),
-        (r"\)", " ) "),
-        (r"\!", " ! "),
-        (r"\?", " ? "),
-        (r"\;", " "),
-        (r"\:", " "),
-        (r"\s+", " "),
-    ]
-]
-
-
-def torchtext_basic_english(line: str) -> list[str]:
-    line = line.lower()
-    for pattern, replacement in _TORCHTEXT_RULES:
-        line = pattern.sub(replacement, line)
-    return line.split()
-
 
 BASIC_ENGLISH_CASES = [
     ("", []),
