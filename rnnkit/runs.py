@@ -15,9 +15,11 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import platform
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,8 +36,29 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TOKENIZER_FILE = "tokenizer.json"
 
-#: task name -> function(run_dir, config, device) -> predictor; filled by the task modules.
-LOADERS: dict[str, Callable[..., Any]] = {}
+
+@dataclass(frozen=True)
+class TaskHooks:
+    """What the run-folder entry points need from a task module.
+
+    Attributes:
+        load: (run_dir, config, device) -> the task's predictor.
+        evaluate: (run_dir, data=None, **options) -> a JSON-able dict of metrics.
+    """
+
+    load: Callable[..., Any]
+    evaluate: Callable[..., dict[str, Any]]
+
+
+#: task name -> hooks; each task module registers itself on import (see `_import_tasks`).
+TASKS: dict[str, TaskHooks] = {}
+
+#: the modules that register tasks; imported lazily so `import rnnkit` stays light.
+TASK_MODULES = ["rnnkit.tasks.classification"]
+
+
+def register_task(name: str, load: Callable[..., Any], evaluate: Callable[..., Any]) -> None:
+    TASKS[name] = TaskHooks(load, evaluate)
 
 
 def versions() -> dict[str, str]:
@@ -85,11 +108,10 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
             path=path,
             column="format_version",
         )
-    if config.get("task") not in LOADERS:
-        _register_builtin_loaders()
-    if config.get("task") not in LOADERS:
+    _import_tasks()
+    if config.get("task") not in TASKS:
         raise DataError(
-            f"unknown task {config.get('task')!r}; known: {', '.join(sorted(LOADERS))}",
+            f"unknown task {config.get('task')!r}; known: {', '.join(sorted(TASKS))}",
             path=path,
             column="task",
         )
@@ -137,9 +159,15 @@ def load(path: str | Path, device: str = "cpu") -> Any:
         The task's predictor, e.g. a `ClassifierPredictor` with `.predict(texts)`.
     """
     config = read_config(path)
-    return LOADERS[config["task"]](Path(path), config, device)
+    return TASKS[config["task"]].load(Path(path), config, device)
 
 
-def _register_builtin_loaders() -> None:
-    # Importing a task module registers its loader; done lazily so `import rnnkit` stays light.
-    import rnnkit.tasks.classification  # noqa: F401
+def evaluate(path: str | Path, data: str | None = None, **options: Any) -> dict[str, Any]:
+    """Metrics of the run in `path` on its own test split, or on `data`."""
+    config = read_config(path)
+    return {"task": config["task"], **TASKS[config["task"]].evaluate(Path(path), data, **options)}
+
+
+def _import_tasks() -> None:
+    for module in TASK_MODULES:
+        importlib.import_module(module)

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from rnnkit.cli import classifier
 from rnnkit.errors import DataError
+
+#: task -> function(metrics) -> text for the terminal; JSON is printed for tasks not listed.
+FORMATTERS: dict[str, Callable[[dict], str]] = {"classification": classifier.format_metrics}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -16,13 +21,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("run", metavar="RUN", help="a run folder")
     p.add_argument("--data", metavar="NAME|PATH", help="evaluate on this instead of the test split")
-    p.add_argument("--text-column", metavar="C")
-    p.add_argument("--label-column", metavar="C")
+    p.add_argument("--text-column", metavar="C", help="(classifier) text column of --data")
+    p.add_argument("--label-column", metavar="C", help="(classifier) label column of --data")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=cmd_evaluate)
 
     p = subparsers.add_parser("predict", help="labels and probabilities for texts")
-    p.add_argument("run", metavar="RUN", help="a run folder")
+    p.add_argument("run", metavar="RUN", help="a classifier run folder")
     p.add_argument("texts", nargs="*", metavar="TEXT")
     p.add_argument("--file", metavar="F", help="one text per line ('-' for stdin)")
     p.add_argument("--json", action="store_true", help="one JSON object per text")
@@ -30,36 +35,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from rnnkit.runs import read_config
+    from rnnkit.runs import evaluate
 
-    config = read_config(args.run)
-    if config["task"] != "classification":  # pragma: no cover - other tasks arrive later
-        raise DataError(f"evaluate does not know task {config['task']!r} yet", path=args.run)
-    from rnnkit.tasks.classification import evaluate_run
-
-    columns = {
+    options = {
         k: v
         for k, v in (("text_column", args.text_column), ("label_column", args.label_column))
         if v is not None
     }
-    metrics = evaluate_run(args.run, args.data, **columns)
-    if args.json:
-        print(json.dumps(metrics))
-        return 0
-    print(f"{metrics['data']}: {metrics['n']} texts")
-    print(f"accuracy  {metrics['accuracy']:.4f}")
-    print(f"macro-F1  {metrics['macro_f1']:.4f}")
-    width = max(len(c) for c in metrics["classes"])
-    print(f"\n{'class':<{width}}  precision  recall  f1      support")
-    for name, row in metrics["per_class"].items():
-        print(
-            f"{name:<{width}}  {row['precision']:.4f}     {row['recall']:.4f}  {row['f1']:.4f}"
-            f"  {row['support']}"
-        )
-    print("\nconfusion (rows: true, columns: predicted)")
-    print(" " * width + "  " + "  ".join(f"{c:>8}" for c in metrics["classes"]))
-    for name, row in zip(metrics["classes"], metrics["confusion"], strict=True):
-        print(f"{name:<{width}}  " + "  ".join(f"{v:>8}" for v in row))
+    metrics = evaluate(args.run, args.data, **options)
+    formatter = FORMATTERS.get(metrics["task"])
+    print(json.dumps(metrics) if args.json or formatter is None else formatter(metrics))
     return 0
 
 
@@ -82,6 +67,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if not texts:
         raise DataError("nothing to predict: give texts as arguments or --file F")
     predictor = load(args.run)
+    if predictor.task != "classification":
+        raise DataError(
+            f"predict is for classifiers; this run is a {predictor.task}", path=args.run
+        )
     for text, result in zip(texts, predictor.predict(texts), strict=True):
         if args.json:
             print(json.dumps({"text": text, **result}))

@@ -447,9 +447,6 @@ class ClassifierPredictor:
         ]
 
 
-runs.LOADERS[TASK] = ClassifierPredictor.from_run
-
-
 def evaluate_run(run_dir: str | Path, data: str | None = None, **columns: str) -> dict[str, Any]:
     """Metrics of a saved classifier on its own test split, or on all of `data`.
 
@@ -488,3 +485,6 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, **columns: str) -
     truth = np.array([index[label] for label in part.labels])
     metrics = classification_metrics(truth, probs.argmax(1), predictor.classes)
     return {"data": described, **metrics}
+
+
+runs.register_task(TASK, load=ClassifierPredictor.from_run, evaluate=evaluate_run)

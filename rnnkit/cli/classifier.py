@@ -1,0 +1,111 @@
+"""`rnnkit train classifier ...`: a recurrent text classifier from labelled texts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rnnkit.cli.progress import ProgressBar
+
+# flag dest -> dotted config key of ClassifierRunConfig
+FLAGS: dict[str, str] = {
+    "data": "data.data",
+    "text_column": "data.text_column",
+    "label_column": "data.label_column",
+    "tokenizer": "data.tokenizer",
+    "max_length": "data.max_length",
+    "cell": "model.cell",
+    "hidden_size": "model.hidden_size",
+    "num_layers": "model.num_layers",
+    "bidirectional": "model.bidirectional",
+    "pooling": "model.pooling",
+    "dropout": "model.dropout",
+    "embeddings": "embeddings.vectors",
+    "freeze_embeddings": "embeddings.freeze",
+    "unfreeze_after": "embeddings.unfreeze_after",
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "seed": "train.seed",
+    "precision": "train.precision",
+    "device": "train.device",
+}
+
+
+def register_train(tasks: argparse._SubParsersAction) -> None:
+    from rnnkit.cli.train import add_config_flag, add_run_arguments
+
+    p = tasks.add_parser(
+        "classifier",
+        help="a recurrent text classifier (sentiment, topics, ratings)",
+        description="Train a text classifier. Each flag sets the config key shown in brackets; "
+        "--config FILE.yaml and --set key=value set any key.",
+    )
+
+    def flag(*names: str, **kwargs) -> None:
+        add_config_flag(p, FLAGS, *names, **kwargs)
+
+    flag("--data", metavar="NAME|PATH", help="registry dataset or your file/folder")
+    flag("--text-column", metavar="C", help="text column of a table")
+    flag("--label-column", metavar="C", help="label column of a table")
+    flag("--tokenizer", choices=["basic_english", "char", "bpe"])
+    flag("--max-length", type=int, metavar="N", help="keep the first N tokens of each text")
+    flag("--cell", choices=["rnn", "lstm", "gru"])
+    flag("--hidden-size", type=int, metavar="N")
+    flag("--num-layers", type=int, metavar="N")
+    flag("--bidirectional", action=argparse.BooleanOptionalAction)
+    flag("--pooling", choices=["last", "mean", "max"])
+    flag("--dropout", type=float, metavar="P", help="dropout before the output layer")
+    flag("--embeddings", metavar="NAME|PATH|none", help="glove-6b-50d, a GloVe .txt, or none")
+    flag("--freeze-embeddings", action=argparse.BooleanOptionalAction)
+    flag("--unfreeze-after", type=int, metavar="N", help="fine-tune frozen vectors after N epochs")
+    flag("--epochs", type=int, metavar="N")
+    flag("--batch-size", type=int, metavar="N")
+    flag("--lr", type=float, metavar="LR", help="peak learning rate")
+    flag("--seed", type=int, metavar="N")
+    flag("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    flag("--device", metavar="auto|cpu|cuda|mps")
+    add_run_arguments(p)
+    p.set_defaults(func=cmd_train_classifier)
+
+
+def cmd_train_classifier(args: argparse.Namespace) -> int:
+    from rnnkit.cli.train import config_overrides, run_folder
+    from rnnkit.config import load_config
+    from rnnkit.tasks.classification import ClassifierRunConfig, train_classifier
+
+    config = load_config(
+        ClassifierRunConfig, path=args.config, overrides=config_overrides(args, FLAGS)
+    )
+    out = run_folder(args, config.data.data, config.model.cell)
+    bar = ProgressBar("accuracy", disable=args.quiet)
+    run = train_classifier(config, out, callbacks=[bar], resume=args.resume)
+    m = run.test_metrics
+    print(
+        f"test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['n']} texts; "
+        f"best epoch {run.fit.best_epoch}; {run.seconds:.0f} s"
+    )
+    print(f"run folder: {out}  (report: {out / 'report.md'})")
+    print(json.dumps({"run": str(out), "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}))
+    return 0
+
+
+def format_metrics(metrics: dict) -> str:
+    """The human-readable form of `evaluate_run`'s result."""
+    lines = [
+        f"{metrics['data']}: {metrics['n']} texts",
+        f"accuracy  {metrics['accuracy']:.4f}",
+        f"macro-F1  {metrics['macro_f1']:.4f}",
+    ]
+    width = max(len(c) for c in metrics["classes"])
+    lines.append(f"\n{'class':<{width}}  precision  recall  f1      support")
+    for name, row in metrics["per_class"].items():
+        lines.append(
+            f"{name:<{width}}  {row['precision']:.4f}     {row['recall']:.4f}  {row['f1']:.4f}"
+            f"  {row['support']}"
+        )
+    lines.append("\nconfusion (rows: true, columns: predicted)")
+    lines.append(" " * width + "  " + "  ".join(f"{c:>8}" for c in metrics["classes"]))
+    for name, row in zip(metrics["classes"], metrics["confusion"], strict=True):
+        lines.append(f"{name:<{width}}  " + "  ".join(f"{v:>8}" for v in row))
+    return "\n".join(lines)
