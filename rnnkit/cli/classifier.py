@@ -29,6 +29,7 @@ FLAGS: dict[str, str] = {
     "seed": "train.seed",
     "precision": "train.precision",
     "device": "train.device",
+    "monitor": "monitor",
 }
 
 
@@ -65,6 +66,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     flag("--seed", type=int, metavar="N")
     flag("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     flag("--device", metavar="auto|cpu|cuda|mps")
+    flag("--monitor", choices=["accuracy", "macro_f1", "loss"], help="picks the best epoch")
     add_run_arguments(p)
     p.set_defaults(func=cmd_train_classifier)
 
@@ -78,7 +80,7 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
         ClassifierRunConfig, path=args.config, overrides=config_overrides(args, FLAGS)
     )
     out = run_folder(args, config.data.data, config.model.cell)
-    bar = ProgressBar("accuracy", disable=args.quiet)
+    bar = ProgressBar(config.monitor, disable=args.quiet)
     run = train_classifier(config, out, callbacks=[bar], resume=args.resume)
     m = run.test_metrics
     print(

@@ -86,22 +86,27 @@ class EmbeddingsConfig:
 
 @dataclass(frozen=True)
 class ClassifierRunConfig:
-    """Everything `rnnkit train classifier` needs; config files and --set map onto this."""
+    """Everything `rnnkit train classifier` needs; config files and --set map onto this.
+
+    Attributes:
+        monitor: the validation metric that picks the best epoch and drives early stopping;
+            "macro_f1" suits imbalanced labels, where accuracy rewards the majority class.
+    """
 
     data: TextDataConfig = field(default_factory=TextDataConfig)
     model: ClassifierConfig = field(default_factory=ClassifierConfig)
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    monitor: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
 
 
 class ClassificationTask:
     """Cross-entropy loss; accuracy, macro-F1 and loss on evaluation."""
 
-    monitor = "accuracy"
-    monitor_mode: Literal["max", "min"] = "max"
-
-    def __init__(self, classes: Sequence[str]) -> None:
+    def __init__(self, classes: Sequence[str], monitor: str = "accuracy") -> None:
         self.classes = list(classes)
+        self.monitor = monitor
+        self.monitor_mode: Literal["max", "min"] = "min" if monitor == "loss" else "max"
 
     def compute_loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
         return F.cross_entropy(model(batch.ids, batch.lengths).float(), batch.labels)
@@ -302,7 +307,7 @@ def train_classifier(
                 "embeddings_coverage": coverage.as_dict() if coverage is not None else None,
             },
         )
-    task = ClassificationTask(classes)
+    task = ClassificationTask(classes, config.monitor)
     all_callbacks = list(callbacks)
     if config.embeddings.freeze and config.embeddings.unfreeze_after is not None:
         all_callbacks.append(
