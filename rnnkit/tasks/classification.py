@@ -75,13 +75,17 @@ class EmbeddingsConfig:
 
     Attributes:
         vectors: "glove-6b-50d", a GloVe-format .txt path, or None for random init.
-        freeze: keep the vectors fixed (fewer parameters to fit on small data).
-        unfreeze_after: with freeze, start fine-tuning them after this many epochs.
+        freeze: start with the vectors fixed, so the randomly initialised encoder and head do
+            not drag good vectors around in the first, noisiest epochs (no effect without
+            vectors). On rotten-tomatoes this gave 0.809 mean test accuracy over 3 seeds against
+            0.802 for fine-tuning from the start (docs/benchmarks.md).
+        unfreeze_after: with freeze, fine-tune the vectors after this many epochs; None keeps
+            them frozen throughout.
     """
 
     vectors: str | None = "glove-6b-50d"
-    freeze: bool = False
-    unfreeze_after: int | None = None
+    freeze: bool = True
+    unfreeze_after: int | None = 2
 
 
 @dataclass(frozen=True)
