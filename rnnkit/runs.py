@@ -54,7 +54,10 @@ class TaskHooks:
 TASKS: dict[str, TaskHooks] = {}
 
 #: the modules that register tasks; imported lazily so `import rnnkit` stays light.
-TASK_MODULES = ["rnnkit.tasks.classification"]
+TASK_MODULES = [
+    "rnnkit.tasks.classification",
+    "rnnkit.tasks.forecasting",
+]
 
 
 def register_task(name: str, load: Callable[..., Any], evaluate: Callable[..., Any]) -> None:

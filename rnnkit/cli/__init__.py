@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from rnnkit import __version__
-from rnnkit.cli import datasets, evaluate, train
+from rnnkit.cli import datasets, evaluate, forecaster, train
 from rnnkit.errors import RnnkitError
 
-COMMAND_MODULES = [datasets, train, evaluate]
+COMMAND_MODULES = [datasets, train, evaluate, forecaster]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rnnkit.cli import classifier
+from rnnkit.cli import classifier, forecaster
 from rnnkit.errors import ConfigError
 
 #: modules that add a `rnnkit train <task>` sub-command via `register_train(tasks)`.
-TRAIN_MODULES = [classifier]
+TRAIN_MODULES = [classifier, forecaster]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

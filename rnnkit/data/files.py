@@ -54,7 +54,13 @@ TASKS = {
 }
 _TASK_OPTIONS = {
     "classification": ("text_column", "label_column", "test_path"),
-    "forecasting": ("time_column", "target_columns", "series_column", "covariate_columns"),
+    "forecasting": (
+        "time_column",
+        "target_columns",
+        "series_column",
+        "covariate_columns",
+        "fill_missing",
+    ),
     "language-modeling": (),
 }
 _WHOLE_NUMBER = re.compile(r"[+-]?\d+(\.0*)?")
@@ -92,11 +98,13 @@ def load_time_series(
     target_columns: Sequence[str] | str = ("value",),
     series_column: str | None = None,
     covariate_columns: Sequence[str] | str = (),
+    fill_missing: str = "error",
 ) -> TimeSeriesDataset:
     """Regular time series from a table file, one series or one per `series_column` value.
 
-    Rows must be in time order within each series, one row per time step with no gaps (gap
-    filling is not supported yet); the frequency is inferred with `pandas.infer_freq`.
+    Rows must be in time order within each series, one row per time step; the frequency is
+    inferred with `pandas.infer_freq`. Gaps and missing values are errors unless
+    `fill_missing` is "interpolate" or "ffill".
 
     Args:
         path: a CSV, TSV, JSONL or Parquet file.
@@ -105,6 +113,7 @@ def load_time_series(
         series_column: the column whose values name each series; None for a single series,
             whose id is the (first) target's name.
         covariate_columns: other numeric columns known at every step.
+        fill_missing: "error", "interpolate" or "ffill" for gaps and missing values.
 
     Returns:
         The dataset; each frame is indexed by a `DatetimeIndex` named `time_column` and holds
@@ -114,7 +123,14 @@ def load_time_series(
         DataError: see `rnnkit.data.series_table.series_from_table`.
         ConfigError: no targets, or one column given two roles.
     """
-    return _series(read_table(path), time_column, target_columns, series_column, covariate_columns)
+    return _series(
+        read_table(path),
+        time_column,
+        target_columns,
+        series_column,
+        covariate_columns,
+        fill_missing,
+    )
 
 
 def load_path(path: str | Path, *, task: str | None = None, **columns: Any) -> Dataset:
@@ -230,6 +246,7 @@ def _series(
     target_columns: Sequence[str] | str = ("value",),
     series_column: str | None = None,
     covariate_columns: Sequence[str] | str = (),
+    fill_missing: str = "error",
 ) -> TimeSeriesDataset:
     return series_from_table(
         table,
@@ -237,6 +254,7 @@ def _series(
         target_columns=_as_list(target_columns),
         series_column=series_column,
         covariate_columns=_as_list(covariate_columns),
+        fill_missing=fill_missing,
     )
 
 

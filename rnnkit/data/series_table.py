@@ -4,7 +4,10 @@ Checks, each failing with a `DataError` that names the line (or row) and column:
 in every row, finite numbers in every target and covariate, rows in strictly increasing time
 within each series (a duplicate names both lines), and a frequency that `pandas.infer_freq` can
 name and every series follows. Rows are never reordered or filled in silently: a gap or a wrong
-order in a user's file is more often a mistake than an intention.
+order in a user's file is more often a mistake than an intention. A gap (missing time steps on
+the inferred grid) is an error naming the rows around it unless `fill_missing` asks for repair:
+"interpolate" (linear between neighbours, the nearest value at either end) or "ffill" (carry the
+last value forward); either also fills empty or NaN values.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from rnnkit.data.tables import Table, cell_to_str, is_missing
 from rnnkit.data.types import TimeSeriesDataset
 from rnnkit.errors import ConfigError, DataError
 
+FILL_MISSING = ("error", "interpolate", "ffill")
+
 # pandas names anchored offsets in full ("YS-JAN"); the registry and most users write the
 # default anchor as the bare alias, which pandas reads back as the same offset.
 _DEFAULT_ANCHORS = {"YS-JAN": "YS", "YE-DEC": "YE", "QS-JAN": "QS", "QE-DEC": "QE", "W-SUN": "W"}
@@ -30,26 +35,39 @@ def series_from_table(
     target_columns: list[str],
     series_column: str | None,
     covariate_columns: list[str],
+    fill_missing: str = "error",
 ) -> TimeSeriesDataset:
     """Validate `table` and split it into one frame per series (see `load_time_series`).
 
+    `fill_missing` is "error", "interpolate" or "ffill" (see the module docstring).
+
     Raises:
         ConfigError: no targets, or one column in two roles.
-        DataError: a missing column; an unparseable or missing time; a non-numeric, missing,
-            NaN or infinite target or covariate; a duplicate or out-of-order time; a frequency
-            that cannot be inferred or differs between series.
+        DataError: a missing column; an unparseable or missing time; a non-numeric or
+            infinite target or covariate; a missing or NaN one or a gap (unless filled); a
+            duplicate or out-of-order time; a frequency that cannot be inferred or differs
+            between series.
     """
+    if fill_missing not in FILL_MISSING:
+        raise ConfigError(
+            f"fill_missing must be one of {', '.join(FILL_MISSING)}, got {fill_missing!r}"
+        )
     _check_roles(time_column, target_columns, series_column, covariate_columns)
     times = _parse_times(table, time_column)
-    values = {c: _numbers(table, c) for c in [*target_columns, *covariate_columns]}
+    repair = fill_missing != "error"
+    values = {c: _numbers(table, c, repair) for c in [*target_columns, *covariate_columns]}
     groups = _group_rows(table, series_column, default_id=target_columns[0])
     for series_id, rows in groups.items():
         _check_order(table, times, rows, time_column, series_id if series_column else None)
-    freq = _common_freq(table, times, groups, time_column, series_column)
+    freq = _common_freq(table, times, groups, time_column, series_column, repair)
     series = {}
     for series_id, rows in groups.items():
-        index = pd.DatetimeIndex(times[rows], name=time_column, freq=freq)
-        series[series_id] = pd.DataFrame({c: v[rows] for c, v in values.items()}, index=index)
+        own = times[rows]
+        frame = pd.DataFrame({c: v[rows] for c, v in values.items()}, index=own)
+        if repair:
+            frame = _fill(table, frame, rows, freq, fill_missing, series_id, time_column)
+        frame.index = pd.DatetimeIndex(frame.index, name=time_column, freq=freq)
+        series[series_id] = frame
     return TimeSeriesDataset(
         str(table.path),
         series,
@@ -127,7 +145,34 @@ def _mixed_offsets(table: Table, cells: pd.Series, column: str, err: Exception) 
     return DataError(f"could not parse the times: {err}", path=table.path, column=column)
 
 
-def _numbers(table: Table, column: str) -> np.ndarray:
+def _fill(
+    table: Table,
+    frame: pd.DataFrame,
+    rows: np.ndarray,
+    freq: str,
+    how: str,
+    series_id: str,
+    time_column: str,
+) -> pd.DataFrame:
+    """Insert the missing steps of `frame` on its `freq` grid and fill every missing value."""
+    grid = pd.date_range(frame.index[0], frame.index[-1], freq=freq)
+    filled = frame.reindex(grid)
+    if how == "interpolate":
+        return filled.interpolate(method="linear", limit_direction="both")
+    filled = filled.ffill()
+    for column in filled.columns:
+        if filled[column].isna().any():  # only a leading gap survives a forward fill
+            raise table.error(
+                f"missing value at the start of series {series_id!r}: ffill has nothing to "
+                "carry forward; use fill_missing='interpolate' or drop the leading rows",
+                int(rows[0]),
+                column,
+            )
+    del time_column
+    return filled
+
+
+def _numbers(table: Table, column: str, allow_missing: bool = False) -> np.ndarray:
     raw = table.column(column)
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
         numbers = raw.to_numpy(dtype=np.float64, na_value=np.nan)
@@ -137,7 +182,8 @@ def _numbers(table: Table, column: str) -> np.ndarray:
         numbers = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         blank = np.array([is_missing(v) or (isinstance(v, str) and not v.strip()) for v in cells])
         unparsed = np.isnan(numbers) & ~blank & ~_spelled_nan(cells)
-    bad = np.flatnonzero(unparsed | ~np.isfinite(numbers))
+    invalid = np.isinf(numbers) if allow_missing else ~np.isfinite(numbers)
+    bad = np.flatnonzero(unparsed | invalid)
     if not len(bad):
         return numbers
     row = int(bad[0])
@@ -148,7 +194,10 @@ def _numbers(table: Table, column: str) -> np.ndarray:
         message = f"infinite value {cell!r}; every value must be a finite number"
     else:
         shown = "an empty cell" if is_missing(cell) or str(cell).strip() == "" else repr(cell)
-        message = f"missing value ({shown}); every row needs a finite number (no NaN)"
+        message = (
+            f"missing value ({shown}); every row needs a finite number (no NaN), or pass "
+            "--fill-missing interpolate|ffill to fill it"
+        )
     raise table.error(message, row, column)
 
 
@@ -203,15 +252,22 @@ def _common_freq(
     groups: dict[str, np.ndarray],
     column: str,
     series_column: str | None,
+    repair: bool = False,
 ) -> str:
-    """The one frequency every series follows, inferred from the series long enough to tell."""
+    """The one frequency every series follows, inferred from the series long enough to tell.
+
+    A series that `infer_freq` cannot name is checked for gaps: if every time lies on the grid
+    of its regular prefix, the missing steps are named (an error unless `repair`).
+    """
     freqs: dict[str, str] = {}
     for series_id, rows in groups.items():
         if len(rows) < 3:
             continue
         freq = _infer_freq(times[rows])
         if freq is None:
-            raise _irregular(table, times, rows, column, series_id if series_column else None)
+            freq = _gapped_freq(times[rows])
+            if freq is None:
+                raise _irregular(table, times, rows, column, series_id if series_column else None)
         freqs[series_id] = freq
     if not freqs:
         raise DataError(
@@ -223,18 +279,64 @@ def _common_freq(
     first_id, freq = next(iter(freqs.items()))
     for series_id, rows in groups.items():
         own = times[rows]
-        expected = pd.date_range(own[0], periods=len(own), freq=freq)
-        off_grid = np.flatnonzero(expected != own)
-        if len(off_grid):
-            i = int(off_grid[0])
+        grid = pd.date_range(own[0], max(own[-1], own[0]), freq=freq)
+        off_grid = np.flatnonzero(~own.isin(grid))
+        if freqs.get(series_id, freq) != freq:
+            i = int(np.flatnonzero(pd.date_range(own[0], periods=len(own), freq=freq) != own)[0])
             raise table.error(
-                f"series {series_id!r} does not step by {freq!r} like series {first_id!r}: "
-                f"expected {_show(expected[i])} here, got {_show(own[i])}; every series needs "
-                "the same frequency",
+                f"series {series_id!r} does not step by {freq!r} like series {first_id!r} but "
+                f"by {freqs[series_id]!r}; every series needs the same frequency",
                 int(rows[i]),
                 column,
             )
+        if len(off_grid):
+            i = int(off_grid[0])
+            expected = grid[np.searchsorted(grid, own[i]) - 1]
+            raise table.error(
+                f"series {series_id!r} does not step by {freq!r} like series {first_id!r}: "
+                f"{_show(own[i])} is not on its grid (nearest step before: {_show(expected)}); "
+                "every series needs the same frequency",
+                int(rows[i]),
+                column,
+            )
+        if len(grid) != len(own) and not repair:
+            raise _gap(table, own, rows, grid, freq, column, series_id if series_column else None)
     return freq
+
+
+def _gapped_freq(own: pd.DatetimeIndex) -> str | None:
+    """The frequency of a series with missing steps: its regular prefix's, if all times fit it."""
+    if len(own) < 4 or _infer_freq(own[:3]) is None:
+        return None
+    good, bad = 3, len(own)
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if _infer_freq(own[:middle]) is None:
+            bad = middle
+        else:
+            good = middle
+    freq = _infer_freq(own[:good])
+    if freq is None:
+        return None
+    grid = pd.date_range(own[0], own[-1], freq=freq)
+    return freq if own.isin(grid).all() else None
+
+
+def _gap(table, own, rows, grid, freq, column, series_id) -> DataError:
+    """A DataError naming the first gap: the rows on either side and how many steps are absent."""
+    present = grid.isin(own)
+    missing_at = int(np.flatnonzero(~present)[0])
+    after = int(np.searchsorted(own, grid[missing_at]))  # first row after the gap
+    n_missing = int(np.searchsorted(grid, own[after]) - missing_at)
+    total = int((~present).sum())
+    in_series = f" in series {series_id!r}" if series_id is not None else ""
+    return table.error(
+        f"gap{in_series}: {n_missing} step(s) of {freq!r} missing between {_show(own[after - 1])} "
+        f"({_place(table, int(rows[after - 1]))}) and {_show(own[after])} ({total} missing in "
+        "all); add the rows, or pass --fill-missing interpolate|ffill to fill them",
+        int(rows[after]),
+        column,
+    )
 
 
 def _infer_freq(index: pd.DatetimeIndex) -> str | None:

@@ -513,8 +513,9 @@ SERIES_ERRORS = [
         "time,value\n" + "".join(f"2020-01-0{d},1\n" for d in (1, 2, 3, 4, 6, 7)),
         {},
         [
-            "s.csv:6, column 'time': could not infer a regular frequency",
-            "first irregular step is 2020-01-04 (line 5) -> 2020-01-06, after 3 steps of 'D'",
+            "s.csv:6, column 'time': gap: 1 step(s) of 'D' missing between 2020-01-04 (line 5) "
+            "and 2020-01-06",
+            "--fill-missing interpolate|ffill",
         ],
         id="gap",
     ),
@@ -535,8 +536,8 @@ SERIES_ERRORS = [
         "2020-01-03,b,1\n",
         {"series_column": "id"},
         [
-            "s.csv:6, column 'time': series 'b' does not step by 'D' like series 'a': "
-            "expected 2020-01-02 here, got 2020-01-03"
+            "s.csv:6, column 'time': gap in series 'b': 1 step(s) of 'D' missing between "
+            "2020-01-01 (line 5) and 2020-01-03"
         ],
         id="series-off-grid",
     ),

@@ -1,0 +1,404 @@
+"""Series -> model inputs: per-series scaling, calendar features, and windows kept as tensors.
+
+Every series of a dataset is scaled with its own statistics (fitted on the training part only),
+turned into one feature matrix per step, and all series are stacked end to end into one tensor.
+A training example is then just an *origin* (an index into that tensor): the model reads the
+`input_length` steps ending at the origin and predicts the `horizon` steps after it. Batches are
+gathered with one indexing operation, so there is no Python work per example::
+
+    series A: a0 a1 a2 a3 a4 a5 a6 | series B: b0 b1 b2 b3 b4 ...
+                  [--- input ---]o [h1 h2]       (input_length 3, horizon 2, origin o = a4)
+
+Features per step (F columns): the scaled targets (K), their seasonal differences
+`z_t - z_{t-m}` (K; 0 for the first m steps, which have no season behind them), the scaled
+covariates, and calendar features. The calendar and known-future covariates of the horizon
+steps are handed to the model's head separately (`future`), since they are known in advance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from rnnkit.errors import ConfigError, DataError
+
+#: Calendar features each frequency gets: which cycles are meaningful at that resolution.
+_CALENDAR: dict[str, tuple[str, ...]] = {
+    "min": ("hour", "weekday"),
+    "h": ("hour", "weekday", "year"),
+    "D": ("weekday", "year"),
+    "B": ("weekday", "year"),
+    "W": ("year",),
+    "MS": ("month",),
+    "ME": ("month",),
+    "M": ("month",),
+    "QS": ("month",),
+    "QE": ("month",),
+}
+
+#: The usual season of each frequency, used when none is given (yearly data has none).
+_SEASONS = {"min": 60, "h": 24, "D": 7, "B": 5, "W": 52, "MS": 12, "ME": 12, "M": 12, "QS": 4}
+
+
+def _base_alias(freq: str) -> str:
+    """Strip multiples and anchors: "15min" -> "min", "W-SUN" -> "W", "QS-JAN" -> "QS"."""
+    alias = freq.split("-")[0].lstrip("0123456789")
+    return {"H": "h", "T": "min", "A": "YS", "AS": "YS", "Y": "YS", "YE": "YS"}.get(alias, alias)
+
+
+def default_season(freq: str) -> int:
+    """The season length a frequency usually has: 24 for hourly, 7 for daily, 12 monthly, else 1."""
+    return _SEASONS.get(_base_alias(freq), 1)
+
+
+def calendar_names(freq: str) -> tuple[str, ...]:
+    """The calendar cycles used for `freq` (each becomes a sin and a cos column)."""
+    return _CALENDAR.get(_base_alias(freq), ())
+
+
+def calendar_features(index: pd.DatetimeIndex, freq: str) -> np.ndarray:
+    """Sin/cos encodings of the calendar cycles of `freq` at each time.
+
+    Args:
+        index: the times, length N.
+        freq: the series frequency; picks the cycles (hour of day, day of week, month, ...).
+
+    Returns:
+        (N, 2 * len(calendar_names(freq))) float32 array.
+    """
+    columns = []
+    for name in calendar_names(freq):
+        if name == "hour":
+            phase = (index.hour + index.minute / 60) / 24
+        elif name == "weekday":
+            phase = index.day_of_week / 7
+        elif name == "month":
+            phase = (index.month - 1) / 12
+        else:  # "year": position within the year
+            phase = (index.day_of_year - 1) / 366
+        angle = 2 * np.pi * np.asarray(phase, dtype=np.float64)
+        columns += [np.sin(angle), np.cos(angle)]
+    if not columns:
+        return np.zeros((len(index), 0), dtype=np.float32)
+    return np.stack(columns, axis=1).astype(np.float32)
+
+
+def future_index(last: pd.Timestamp, freq: str, steps: int) -> pd.DatetimeIndex:
+    """The `steps` times after `last` at frequency `freq`."""
+    return pd.date_range(last, periods=steps + 1, freq=freq)[1:]
+
+
+@dataclass(frozen=True)
+class Scaler:
+    """Per-series, per-column affine scaling `z = (x - shift) / scale`, fitted on training data.
+
+    Attributes:
+        kind: "standard" (mean 0, std 1) or "minmax" (0..1) or "none".
+        params: series id -> column -> (shift, scale).
+    """
+
+    kind: str
+    params: dict[str, dict[str, tuple[float, float]]]
+
+    @staticmethod
+    def fit_one(
+        frame: pd.DataFrame, columns: Sequence[str], kind: str
+    ) -> dict[str, tuple[float, float]]:
+        """(shift, scale) per column of one series; a constant column gets scale 1."""
+        out = {}
+        for column in columns:
+            values = frame[column].to_numpy(dtype=np.float64)
+            if kind == "standard":
+                shift, scale = float(values.mean()), float(values.std())
+            elif kind == "minmax":
+                shift, scale = float(values.min()), float(values.max() - values.min())
+            elif kind == "none":
+                shift, scale = 0.0, 1.0
+            else:
+                raise ConfigError(f"unknown scaling {kind!r}; choose standard, minmax or none")
+            out[column] = (shift, scale if scale > 1e-12 else 1.0)
+        return out
+
+    @classmethod
+    def fit(cls, series: dict[str, pd.DataFrame], columns: Sequence[str], kind: str) -> Scaler:
+        """Fit one set of statistics per series on `series` (the training parts)."""
+        return cls(kind, {key: cls.fit_one(frame, columns, kind) for key, frame in series.items()})
+
+    def for_series(self, key: str, frame: pd.DataFrame | None = None) -> dict[str, tuple]:
+        """The statistics of series `key`; an unseen series is fitted on `frame` (its history)."""
+        if key in self.params:
+            return self.params[key]
+        if frame is None:
+            raise DataError(f"series {key!r} was not seen in training; known: {list(self.params)}")
+        columns = list(next(iter(self.params.values())))
+        return self.fit_one(frame, columns, self.kind)
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "params": {k: dict(v) for k, v in self.params.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Scaler:
+        params = {
+            key: {c: (float(v[0]), float(v[1])) for c, v in cols.items()}
+            for key, cols in data["params"].items()
+        }
+        return cls(str(data["kind"]), params)
+
+
+@dataclass(frozen=True)
+class SeriesLayout:
+    """What the features are made of; fixed at training time and saved with the model.
+
+    Attributes:
+        freq: the series frequency.
+        targets: target columns (K).
+        covariates: past covariates, known up to the origin only.
+        future_covariates: covariates also known over the horizon (e.g. planned promotions).
+        season: seasonal period m for the seasonal differences and the seasonal-naive baseline.
+        calendar: add calendar features derived from `freq`.
+    """
+
+    freq: str
+    targets: tuple[str, ...]
+    covariates: tuple[str, ...]
+    future_covariates: tuple[str, ...]
+    season: int
+    calendar: bool
+
+    @property
+    def num_features(self) -> int:
+        """F: features per input step."""
+        n_cal = 2 * len(calendar_names(self.freq)) if self.calendar else 0
+        k = len(self.targets)
+        return 2 * k + len(self.covariates) + len(self.future_covariates) + n_cal
+
+    @property
+    def num_future(self) -> int:
+        """Ff: features per horizon step handed to the head."""
+        n_cal = 2 * len(calendar_names(self.freq)) if self.calendar else 0
+        return len(self.future_covariates) + n_cal
+
+    def scaled(self, frame: pd.DataFrame, stats: dict[str, tuple]) -> np.ndarray:
+        """(N, K + C + Cf) scaled targets, then past covariates, then future covariates."""
+        columns = [*self.targets, *self.covariates, *self.future_covariates]
+        out = np.empty((len(frame), len(columns)), dtype=np.float32)
+        for i, column in enumerate(columns):
+            shift, scale = stats[column]
+            out[:, i] = (frame[column].to_numpy(dtype=np.float64) - shift) / scale
+        return out
+
+    def step_features(self, scaled: np.ndarray, index: pd.DatetimeIndex) -> np.ndarray:
+        """(N, F) input features of one series from its scaled columns and times."""
+        k, m = len(self.targets), self.season
+        z = scaled[:, :k]
+        seasonal = np.zeros_like(z)
+        if m < len(z):
+            seasonal[m:] = z[m:] - z[:-m]
+        parts = [z, seasonal, scaled[:, k:]]
+        if self.calendar:
+            parts.append(calendar_features(index, self.freq))
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+    def future_features(self, scaled: np.ndarray, index: pd.DatetimeIndex) -> np.ndarray:
+        """(N, Ff) per-step features a forecast made earlier may know: calendar, future covs."""
+        n_future = len(self.future_covariates)
+        parts = [scaled[:, scaled.shape[1] - n_future :]] if n_future else []
+        if self.calendar:
+            parts.append(calendar_features(index, self.freq))
+        if not parts:
+            return np.zeros((len(index), 0), dtype=np.float32)
+        return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def seasonal_offsets(horizon: int, season: int) -> np.ndarray:
+    """For h = 1..H, how far back the seasonal-naive forecast of step o+h looks from o+h.
+
+    The seasonal-naive forecast of step o+h is the last observed value one or more whole seasons
+    earlier: o + h - m * ceil(h / m). Returns (H,) offsets m * ceil(h / m).
+    """
+    h = np.arange(1, horizon + 1)
+    return season * np.ceil(h / season).astype(np.int64)
+
+
+@dataclass
+class StackedSeries:
+    """All series end to end as tensors, with the offset where each starts.
+
+    Attributes:
+        ids: series ids in order.
+        starts: (S + 1,) offset of each series in the stacked tensors, then the total length.
+        values: (N, K) scaled targets.
+        features: (N, F) input features.
+        future: (N, Ff) features known ahead (calendar, future covariates).
+        index: the times of each series.
+        stats: the scaler statistics each series was scaled with.
+    """
+
+    ids: list[str]
+    starts: np.ndarray
+    values: Tensor
+    features: Tensor
+    future: Tensor
+    index: list[pd.DatetimeIndex]
+    stats: list[dict[str, tuple]]
+
+    @classmethod
+    def build(
+        cls, series: dict[str, pd.DataFrame], layout: SeriesLayout, scaler: Scaler
+    ) -> StackedSeries:
+        values, features, future, index, stats = [], [], [], [], []
+        for key, frame in series.items():
+            stats.append(scaler.for_series(key, frame))
+            scaled = layout.scaled(frame, stats[-1])
+            values.append(scaled[:, : len(layout.targets)])
+            features.append(layout.step_features(scaled, frame.index))
+            future.append(layout.future_features(scaled, frame.index))
+            index.append(frame.index)
+        starts = np.concatenate([[0], np.cumsum([len(v) for v in values])]).astype(np.int64)
+        return cls(
+            list(series),
+            starts,
+            torch.from_numpy(np.concatenate(values)),
+            torch.from_numpy(np.concatenate(features)),
+            torch.from_numpy(np.concatenate(future)),
+            index,
+            stats,
+        )
+
+    def origins(self, first: Sequence[int], last: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Global origins for per-series inclusive ranges [first[s], last[s]] of local indices.
+
+        Returns:
+            (origins, series position) arrays; empty ranges contribute nothing.
+        """
+        out, which = [], []
+        for s in range(len(self.ids)):
+            local = np.arange(max(first[s], 0), last[s] + 1)
+            out.append(local + self.starts[s])
+            which.append(np.full(len(local), s))
+        if not out:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        return np.concatenate(out).astype(np.int64), np.concatenate(which).astype(np.int64)
+
+
+@dataclass
+class WindowBatch:
+    """One batch of windows.
+
+    Attributes:
+        x: (B, L, F) input features.
+        future: (B, H, Ff) features of the horizon steps.
+        target: (B, H, K) scaled targets of the horizon steps (NaN-free).
+        base: (B, H, K) the baseline the model predicts a residual over (scaled units).
+        origin: (B,) global origin indices (kept on CPU).
+    """
+
+    x: Tensor
+    future: Tensor
+    target: Tensor
+    base: Tensor
+    origin: Tensor
+
+    def to(self, device: torch.device | str) -> WindowBatch:
+        return WindowBatch(
+            self.x.to(device),
+            self.future.to(device),
+            self.target.to(device),
+            self.base.to(device),
+            self.origin,
+        )
+
+    @property
+    def num_tokens(self) -> int:
+        """Windows in the batch (the engine's throughput unit: samples/s)."""
+        return int(self.x.size(0))
+
+    def __len__(self) -> int:
+        return int(self.x.size(0))
+
+
+Baseline = Literal["seasonal_naive", "last", "none"]
+
+
+class WindowLoader:
+    """Batches of windows gathered from a `StackedSeries` by origin; shuffled per epoch by seed.
+
+    The targets of an origin must exist (training, validation, backtests); forecasting past the
+    end of the data builds its inputs directly (see `ForecastPredictor`).
+    """
+
+    def __init__(
+        self,
+        stacked: StackedSeries,
+        origins: np.ndarray,
+        *,
+        input_length: int,
+        horizon: int,
+        baseline: Baseline,
+        season: int,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self.stacked = stacked
+        self.origins = torch.as_tensor(origins, dtype=torch.long)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.seed = seed
+        self.epoch = 0
+        self.batch_sampler = self  # the engine calls batch_sampler.set_epoch(epoch)
+        self._past = torch.arange(-input_length + 1, 1)  # (L,)
+        self._ahead = torch.arange(1, horizon + 1)  # (H,)
+        self._base_back = base_offsets(horizon, season, baseline)  # (H,) or None
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.origins) / self.batch_size)
+
+    def __iter__(self) -> Iterator[WindowBatch]:
+        order = self.origins
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+            order = order[torch.randperm(len(order), generator=g)]
+        for i in range(0, len(order), self.batch_size):
+            yield self.batch(order[i : i + self.batch_size])
+
+    def batch(self, origins: Tensor) -> WindowBatch:
+        """The windows ending at `origins` (B,), as one batch."""
+        s = self.stacked
+        ahead = origins[:, None] + self._ahead  # (B, H)
+        return WindowBatch(
+            s.features[origins[:, None] + self._past],  # (B, L, F)
+            s.future[ahead],  # (B, H, Ff)
+            s.values[ahead],  # (B, H, K)
+            baseline_values(s.values, origins, self._base_back, len(self._ahead)),
+            origins,
+        )
+
+
+def base_offsets(horizon: int, season: int, baseline: Baseline) -> Tensor | None:
+    """How far back from o + h each horizon step's baseline value lies; None for no baseline."""
+    if baseline == "none":
+        return None
+    if baseline == "last":
+        return torch.arange(1, horizon + 1)  # o + h - h = o
+    if baseline == "seasonal_naive":
+        return torch.from_numpy(seasonal_offsets(horizon, season))
+    raise ConfigError(f"unknown baseline {baseline!r}; choose seasonal_naive, last or none")
+
+
+def baseline_values(values: Tensor, origins: Tensor, back: Tensor | None, horizon: int) -> Tensor:
+    """(B, H, K) baseline values for the horizons of `origins` from the stacked `values` (N, K)."""
+    if back is None:
+        return values.new_zeros(len(origins), horizon, values.size(1))
+    ahead = origins[:, None] + torch.arange(1, horizon + 1)
+    return values[ahead - back]
