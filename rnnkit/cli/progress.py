@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 from tqdm import tqdm
 
 from rnnkit.training import Callback, TrainState
@@ -12,7 +14,8 @@ class ProgressBar(Callback):
 
     def __init__(self, monitor: str, disable: bool = False) -> None:
         self.monitor = monitor
-        self.disable = disable
+        # A bar redrawn ten times a second is noise in a log file or CI; keep the epoch lines.
+        self.disable = disable or not sys.stderr.isatty()
         self.bar: tqdm | None = None
 
     def on_epoch_begin(self, state: TrainState) -> None:
@@ -23,6 +26,7 @@ class ProgressBar(Callback):
             leave=False,
             disable=self.disable,
             dynamic_ncols=True,
+            mininterval=0.5,
         )
 
     def on_step(self, state: TrainState) -> None:
