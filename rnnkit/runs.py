@@ -57,6 +57,7 @@ TASKS: dict[str, TaskHooks] = {}
 TASK_MODULES = [
     "rnnkit.tasks.classification",
     "rnnkit.tasks.forecasting",
+    "rnnkit.tasks.language_model",
 ]
 
 

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from rnnkit import __version__
-from rnnkit.cli import datasets, evaluate, forecaster, train
+from rnnkit.cli import datasets, evaluate, forecaster, lm, train
 from rnnkit.errors import RnnkitError
 
-COMMAND_MODULES = [datasets, train, evaluate, forecaster]
+COMMAND_MODULES = [datasets, train, evaluate, forecaster, lm]
 
 
 def build_parser() -> argparse.ArgumentParser:

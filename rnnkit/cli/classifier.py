@@ -23,6 +23,8 @@ FLAGS: dict[str, str] = {
     "embeddings": "embeddings.vectors",
     "freeze_embeddings": "embeddings.freeze",
     "unfreeze_after": "embeddings.unfreeze_after",
+    "init_from": "transfer.init_from",
+    "gradual_unfreezing": "transfer.gradual_unfreezing",
     "epochs": "train.epochs",
     "batch_size": "train.batch_size",
     "lr": "train.lr",
@@ -60,6 +62,12 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     flag("--embeddings", metavar="NAME|PATH|none", help="glove-6b-50d, a GloVe .txt, or none")
     flag("--freeze-embeddings", action=argparse.BooleanOptionalAction)
     flag("--unfreeze-after", type=int, metavar="N", help="fine-tune frozen vectors after N epochs")
+    flag("--init-from", metavar="RUN", help="start from a language-model run (ULMFiT)")
+    flag(
+        "--gradual-unfreezing",
+        action=argparse.BooleanOptionalAction,
+        help="with --init-from, thaw pretrained layers one per epoch from the top",
+    )
     flag("--epochs", type=int, metavar="N")
     flag("--batch-size", type=int, metavar="N")
     flag("--lr", type=float, metavar="LR", help="peak learning rate")

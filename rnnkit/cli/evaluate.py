@@ -8,13 +8,14 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from rnnkit.cli import classifier, forecaster
+from rnnkit.cli import classifier, forecaster, lm
 from rnnkit.errors import DataError
 
 #: task -> function(metrics) -> text for the terminal; JSON is printed for tasks not listed.
 FORMATTERS: dict[str, Callable[[dict], str]] = {
     "classification": classifier.format_metrics,
     "forecasting": forecaster.format_metrics,
+    "language-model": lm.format_metrics,
 }
 
 

@@ -36,6 +36,7 @@ FLAGS: dict[str, str] = {
     "precision": "train.precision",
     "device": "train.device",
     "backtest": "backtest",
+    "train_mode": "train_mode",
 }
 
 
@@ -80,6 +81,11 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     flag("--precision", choices=["auto", "fp32", "bf16", "fp16"])
     flag("--device", metavar="auto|cpu|cuda|mps")
     flag("--backtest", action=argparse.BooleanOptionalAction, help="backtest after training")
+    flag(
+        "--train-mode",
+        choices=["windows", "stateful"],
+        help="shuffled windows from a zero state, or streams in order with the state carried",
+    )
     add_run_arguments(p)
     p.set_defaults(func=cmd_train_forecaster)
 

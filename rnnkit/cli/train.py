@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rnnkit.cli import classifier, forecaster
+from rnnkit.cli import classifier, forecaster, lm
 from rnnkit.errors import ConfigError
 
 #: modules that add a `rnnkit train <task>` sub-command via `register_train(tasks)`.
-TRAIN_MODULES = [classifier, forecaster]
+TRAIN_MODULES = [classifier, forecaster, lm]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

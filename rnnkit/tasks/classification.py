@@ -27,6 +27,7 @@ from rnnkit.data.batching import BucketBatchSampler, PadCollate, SequenceDataset
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.metrics import classification_metrics
 from rnnkit.models.classifier import ClassifierConfig, TextClassifier
+from rnnkit.tasks.lm_transfer import TransferConfig
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, FitResult, TrainConfig, TrainState, fit
 from rnnkit.training.precision import eval_mode
@@ -100,6 +101,7 @@ class ClassifierRunConfig:
     data: TextDataConfig = field(default_factory=TextDataConfig)
     model: ClassifierConfig = field(default_factory=ClassifierConfig)
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
+    transfer: TransferConfig = field(default_factory=TransferConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     monitor: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
 
@@ -247,8 +249,15 @@ def train_classifier(
     if len(splits.validation) == 0 or len(splits.test) == 0:
         raise ConfigError("validation and test splits must not be empty; raise their fractions")
 
+    lm_config = None
+    if config.transfer.init_from:
+        from rnnkit.tasks.lm_transfer import lm_run
+
+        lm_config, lm_encoder = lm_run(config.transfer.init_from)
     if resume:
         text_encoder = TextEncoder.load(run_dir / runs.TOKENIZER_FILE)
+    elif lm_config is not None:
+        text_encoder = lm_encoder  # read text exactly as the language model did
     else:
         text_encoder = TextEncoder.build(
             splits.train.texts,
@@ -259,7 +268,13 @@ def train_classifier(
         )
     vectors = None
     model_cfg = replace(config.model, vocab_size=len(text_encoder.vocab), num_classes=len(classes))
-    if config.embeddings.vectors:
+    if lm_config is not None:
+        from rnnkit.tasks.lm_transfer import classifier_shape
+
+        model_cfg = classifier_shape(model_cfg, lm_config)
+        if config.embeddings.vectors:
+            logger.info("--init-from: the language model's embedding replaces word vectors")
+    elif config.embeddings.vectors:
         from rnnkit.models.embeddings import load_word_vectors
 
         vectors = load_word_vectors(config.embeddings.vectors)
@@ -269,6 +284,10 @@ def train_classifier(
 
     torch.manual_seed(config.train.seed)
     model = TextClassifier(model_cfg)
+    if lm_config is not None and not resume:
+        from rnnkit.tasks.lm_transfer import load_lm_weights
+
+        load_lm_weights(model, config.transfer.init_from)
     coverage = None
     if vectors is not None:
         from rnnkit.models.embeddings import align_vectors
@@ -279,7 +298,6 @@ def train_classifier(
             pad_index=text_encoder.pad_id,
             seed=config.train.seed,
         )
-        logger.info("%s", coverage)
         model.load_embeddings(torch.from_numpy(matrix), freeze=config.embeddings.freeze)
 
     def ids_labels(part):
@@ -313,6 +331,10 @@ def train_classifier(
         )
     task = ClassificationTask(classes, config.monitor)
     all_callbacks = list(callbacks)
+    if lm_config is not None and config.transfer.gradual_unfreezing:
+        from rnnkit.tasks.lm_transfer import GradualUnfreezing, layer_groups
+
+        all_callbacks.append(GradualUnfreezing(layer_groups(model)))
     if config.embeddings.freeze and config.embeddings.unfreeze_after is not None:
         all_callbacks.append(
             UnfreezeEmbeddings(model.embedding.weight, config.embeddings.unfreeze_after)

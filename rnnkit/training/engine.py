@@ -56,6 +56,10 @@ class TrainConfig:
         device: "auto", "cpu", "cuda" or "mps".
         seed: seeds weights, dropout and batch order.
         patience: epochs without improvement before stopping early; None never stops early.
+        max_minutes: a wall-clock budget for training. The schedule then runs on elapsed time
+            instead of steps (warm-up and decay fit the budget whatever the machine's speed),
+            and the epoch in progress ends when the budget is spent; its evaluation and
+            checkpoint follow, and the best weights are kept. None trains for `epochs`.
     """
 
     epochs: int = 10
@@ -70,6 +74,7 @@ class TrainConfig:
     device: str = "auto"
     seed: int = 0
     patience: int | None = 3
+    max_minutes: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -84,6 +89,8 @@ class TrainConfig:
             raise ConfigError(f"schedule must be one of {', '.join(SCHEDULES)}")
         if self.clip_norm is not None and not self.clip_norm > 0:
             raise ConfigError(f"clip_norm must be positive or none, got {self.clip_norm}")
+        if self.max_minutes is not None and not self.max_minutes > 0:
+            raise ConfigError(f"max_minutes must be positive or none, got {self.max_minutes}")
 
 
 @dataclass
@@ -208,6 +215,7 @@ def fit(
     state = TrainState(0, config.epochs, 0, steps_per_epoch * config.epochs, steps_per_epoch)
     records: list[dict[str, Any]] = []
     start_epoch, stale, stopped_early = 1, 0, False
+    spent_before = 0.0  # training seconds of the run before a resume (for max_minutes)
 
     if resume:
         assert last_ckpt is not None
@@ -220,6 +228,7 @@ def fit(
         start_epoch = info["epoch"] + 1
         state.step, state.best, state.best_epoch = info["step"], info["best"], info["best_epoch"]
         stale, records = info["stale"], info["records"]
+        spent_before = float(info.get("train_seconds", 0.0))
         logger.info("resuming after epoch %d (step %d)", info["epoch"], state.step)
 
     params = sum(p.numel() for p in model.parameters())
@@ -234,7 +243,8 @@ def fit(
     )
     for cb in callbacks:
         cb.on_train_begin(state)
-    started = time.perf_counter()
+    started = time.perf_counter() - spent_before
+    budget = Budget(started, config.max_minutes)
     for epoch in range(start_epoch, config.epochs + 1):
         state.epoch = epoch
         sampler = getattr(train_loader, "batch_sampler", None)
@@ -252,6 +262,7 @@ def fit(
             config,
             state,
             callbacks,
+            budget,
         )
         ctx = EvalContext(device, precision)
         metrics = task.evaluate(model, val_loader, ctx)
@@ -288,6 +299,7 @@ def fit(
                 "stale": stale,
                 "records": records,
                 "config": _config_key(config),
+                "train_seconds": time.perf_counter() - started,
             }
             assert last_ckpt is not None
             save_checkpoint(last_ckpt, model, optimizer, info)
@@ -296,6 +308,9 @@ def fit(
             stopped_early = True
             break
         if state.stop:
+            break
+        if budget.spent():
+            logger.info("time budget of %g minutes spent: stopping", config.max_minutes)
             break
     for cb in callbacks:
         cb.on_train_end(state)
@@ -310,6 +325,23 @@ def fit(
         precision.name,
         str(device),
     )
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A wall-clock budget: `fraction()` of it used so far, and whether it is `spent()`."""
+
+    started: float  # time.perf_counter() when training (of this run, resumes included) began
+    minutes: float | None
+
+    def fraction(self) -> float | None:
+        if self.minutes is None:
+            return None
+        return (time.perf_counter() - self.started) / (60.0 * self.minutes)
+
+    def spent(self) -> bool:
+        fraction = self.fraction()
+        return fraction is not None and fraction >= 1.0
 
 
 def _config_key(config: TrainConfig) -> dict[str, Any]:
@@ -328,12 +360,19 @@ def _train_epoch(
     config: TrainConfig,
     state: TrainState,
     callbacks: Sequence[Callback],
+    budget: Budget,
 ) -> float:
     model.train()
     total, count, tokens = 0.0, 0, 0
     tick = time.perf_counter()
     for batch in loader:
-        factor = lr_factor(config.schedule, state.step, state.total_steps, config.warmup_fraction)
+        step = state.step
+        fraction = budget.fraction()
+        if fraction is not None:  # the schedule runs on time: the budget is the whole run
+            if fraction >= 1.0:
+                break
+            step = min(int(fraction * state.total_steps), state.total_steps - 1)
+        factor = lr_factor(config.schedule, step, state.total_steps, config.warmup_fraction)
         for group in optimizer.param_groups:
             group["lr"] = config.lr * factor
         batch = _to(batch, next(model.parameters()).device)

@@ -205,3 +205,30 @@ def test_airline_backtest_against_baselines(tmp_path) -> None:
     assert bt["origins"] == 18 and bt["horizon"] == 12
     # Three short epochs from a seasonal-naive start already beat seasonal naive here.
     assert bt["model"]["mase"] < bt["seasonal_naive"]["mase"]
+
+
+def test_stateful_training_carries_the_state(tmp_path, monkeypatch) -> None:
+    data = write_sales(tmp_path / "sales.csv")
+    config = tiny_config(data, train_mode="stateful", **{"train.epochs": "1"})
+    seen: list = []
+
+    def spy(module, args, kwargs):
+        state = kwargs.get("state")
+        seen.append(None if state is None else state[0].detach().clone())
+
+    from rnnkit.models.forecaster import Forecaster
+
+    original = Forecaster.__init__
+
+    def init(self, cfg):  # watch the encoder of the model train_forecaster builds
+        original(self, cfg)
+        self.encoder.register_forward_pre_hook(spy, with_kwargs=True)
+
+    monkeypatch.setattr(Forecaster, "__init__", init)
+    run = train_forecaster(config, tmp_path / "run")
+    # Windows after the first of a pass start from the last one's (non-zero, detached) state.
+    assert seen[0] is None
+    carried = [s for s in seen if s is not None]
+    assert carried and all(s.abs().sum() > 0 and not s.requires_grad for s in carried)
+    assert run.backtest is not None and "streaming" in run.backtest
+    assert np.isfinite(run.backtest["streaming"]["mase"])

@@ -1,0 +1,173 @@
+"""`rnnkit train lm ...` and `rnnkit generate RUN ...`: language models that write text."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rnnkit.cli.progress import ProgressBar
+
+# flag dest -> dotted config key of LMRunConfig
+FLAGS: dict[str, str] = {
+    "data": "data.data",
+    "tokenizer": "data.tokenizer",
+    "vocab_size": "data.vocab_size",
+    "bptt": "data.bptt",
+    "carry_state": "data.carry_state",
+    "cell": "model.cell",
+    "embedding_dim": "model.embedding_dim",
+    "hidden_size": "model.hidden_size",
+    "num_layers": "model.num_layers",
+    "dropout": "model.dropout",
+    "tie_weights": "model.tie_weights",
+    "epochs": "train.epochs",
+    "max_minutes": "train.max_minutes",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "seed": "train.seed",
+    "precision": "train.precision",
+    "device": "train.device",
+}
+
+
+def register_train(tasks: argparse._SubParsersAction) -> None:
+    from rnnkit.cli.train import add_config_flag, add_run_arguments
+
+    p = tasks.add_parser(
+        "lm",
+        help="a character or subword language model that writes text",
+        description="Train a recurrent language model on running text (the last 10% is "
+        "validation). Each flag sets the config key shown in brackets; --config FILE.yaml and "
+        "--set key=value set any key. The default trains a character LSTM on shakespeare for "
+        "10 minutes (train.max_minutes).",
+    )
+
+    def flag(*names: str, **kwargs) -> None:
+        add_config_flag(p, FLAGS, *names, **kwargs)
+
+    flag("--data", metavar="NAME|PATH", help="corpus name or .txt file/folder; join with +")
+    flag("--tokenizer", choices=["char", "bpe", "basic_english"])
+    flag("--vocab-size", type=int, metavar="N", help="BPE vocabulary size")
+    flag("--bptt", type=int, metavar="T", help="steps per truncated-BPTT window")
+    flag(
+        "--carry-state",
+        action=argparse.BooleanOptionalAction,
+        help="carry the hidden state across windows (--no-carry-state resets it)",
+    )
+    flag("--cell", choices=["rnn", "lstm", "gru"])
+    flag("--embedding-dim", type=int, metavar="N")
+    flag("--hidden-size", type=int, metavar="N")
+    flag("--num-layers", type=int, metavar="N")
+    flag("--dropout", type=float, metavar="P", help="dropout on the recurrent outputs")
+    flag(
+        "--tie-weights",
+        action=argparse.BooleanOptionalAction,
+        help="share embedding and output weights (needs embedding-dim == hidden-size)",
+    )
+    flag("--epochs", type=int, metavar="N", help="upper bound on passes over the text")
+    flag("--max-minutes", type=float, metavar="M", help="wall-clock training budget")
+    flag("--batch-size", type=int, metavar="N", help="rows of text read in parallel")
+    flag("--lr", type=float, metavar="LR", help="peak learning rate")
+    flag("--seed", type=int, metavar="N")
+    flag("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    flag("--device", metavar="auto|cpu|cuda|mps")
+    add_run_arguments(p)
+    p.set_defaults(func=cmd_train_lm)
+
+
+def cmd_train_lm(args: argparse.Namespace) -> int:
+    from rnnkit.cli.train import config_overrides, run_folder
+    from rnnkit.config import load_config
+    from rnnkit.tasks.language_model import LMRunConfig, train_lm
+
+    config = load_config(LMRunConfig, path=args.config, overrides=config_overrides(args, FLAGS))
+    name = config.data.data.replace("+", "-")
+    out = run_folder(args, name, f"{config.model.cell}-{config.data.tokenizer}")
+    bar = ProgressBar("loss", disable=args.quiet)
+    run = train_lm(config, out, callbacks=[bar], resume=args.resume)
+    m = run.metrics
+    print(
+        f"{m['data']} loss {m['loss']:.4f} nats/token, perplexity {m['perplexity']:.2f}, "
+        f"{m['bits_per_char']:.4f} bits/char; best epoch {run.fit.best_epoch}; "
+        f"{run.seconds:.0f} s"
+    )
+    print(f"sample:\n{run.sample}\n")
+    print(f"run folder: {out}  (report: {out / 'report.md'})")
+    print(json.dumps({"run": str(out), **m}))
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "generate",
+        help="write text with a trained language model",
+        description="Continue --prompt with a trained language model, printing text as it is "
+        "produced. --temperature 0 is greedy; --seed makes sampling reproducible.",
+    )
+    p.add_argument("run", metavar="RUN", help="a language-model run folder")
+    p.add_argument("--prompt", default="", metavar="TEXT", help="text that primes the model")
+    p.add_argument("--max-tokens", type=int, default=500, metavar="N", help="tokens per sample")
+    p.add_argument(
+        "--temperature", type=float, default=0.8, metavar="T", help="0 = greedy (default 0.8)"
+    )
+    p.add_argument("--top-k", type=int, metavar="K", help="sample from the K likeliest tokens")
+    p.add_argument("--top-p", type=float, metavar="P", help="nucleus sampling: mass P")
+    p.add_argument(
+        "--repetition-penalty", type=float, default=1.0, metavar="R", help="> 1 avoids repeats"
+    )
+    p.add_argument(
+        "--stop", action="append", default=[], metavar="S", help="end a sample at S (repeatable)"
+    )
+    p.add_argument("--seed", type=int, metavar="N", help="reproducible sampling")
+    p.add_argument("--num-samples", type=int, default=1, metavar="N", help="samples in a batch")
+    p.add_argument("--device", default="cpu", metavar="cpu|cuda|mps")
+    p.add_argument("--json", action="store_true", help="print one JSON object at the end")
+    p.set_defaults(func=cmd_generate)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from rnnkit.errors import DataError
+    from rnnkit.generate import SamplingConfig
+    from rnnkit.runs import load
+
+    config = SamplingConfig(
+        max_tokens=args.max_tokens,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        stop=tuple(args.stop),
+        seed=args.seed,
+        num_samples=args.num_samples,
+    )
+    predictor = load(args.run, device=args.device)
+    if predictor.task != "language-model":
+        raise DataError(f"generate needs a language model; this run is a {predictor.task}")
+    if args.json:
+        samples = predictor.generate(args.prompt, config)
+        print(json.dumps({"prompt": args.prompt, "samples": samples}))
+        return 0
+    if config.num_samples == 1:
+        sys.stdout.write(args.prompt)
+        for _, piece in predictor.stream(args.prompt, config):
+            sys.stdout.write(piece)
+            sys.stdout.flush()  # tokens appear as they are produced
+        sys.stdout.write("\n")
+        return 0
+    samples = predictor.generate(args.prompt, config)
+    for i, text in enumerate(samples, 1):
+        print(f"--- sample {i} ---\n{args.prompt}{text}\n")
+    return 0
+
+
+def format_metrics(metrics: dict) -> str:
+    """The human-readable form of `evaluate_run`'s result."""
+    return "\n".join(
+        [
+            f"{metrics['data']}: {metrics['tokens']:,} tokens",
+            f"loss           {metrics['loss']:.4f} nats/token",
+            f"perplexity     {metrics['perplexity']:.3f}",
+            f"bits per char  {metrics['bits_per_char']:.4f}",
+        ]
+    )
