@@ -74,6 +74,8 @@ class StreamLoader:
         min_stream_windows: a piece spans at least this many windows, so its state is carried
             across window boundaries a few times (short series make fewer, longer streams).
         min_epoch_windows: repeat the pass until an epoch scores at least this many origins.
+        min_epoch_steps: ... and makes at least this many batches (a long series in few
+            streams would otherwise give an epoch of a handful of optimizer steps).
     """
 
     def __init__(
@@ -89,6 +91,7 @@ class StreamLoader:
         streams: int,
         min_stream_windows: int = 4,
         min_epoch_windows: int = 0,
+        min_epoch_steps: int = 0,
     ) -> None:
         self.stacked = stacked
         total = sum(max(hi - lo + 1, 0) for lo, hi in runs)
@@ -115,7 +118,11 @@ class StreamLoader:
         self._ahead = torch.arange(1, horizon + 1)
         self._back = base_offsets(horizon, season, baseline)
         scored_per_pass = sum(int(b.valid.sum()) for b in self._pass())
-        self.passes = max(1, math.ceil(min_epoch_windows / max(scored_per_pass, 1)))
+        self.passes = max(
+            1,
+            math.ceil(min_epoch_windows / max(scored_per_pass, 1)),
+            math.ceil(min_epoch_steps / max(self.windows_per_pass, 1)),
+        )
         self.batch_sampler = self  # the engine calls batch_sampler.set_epoch(epoch)
 
     def set_epoch(self, epoch: int) -> None:

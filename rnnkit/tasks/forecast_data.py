@@ -215,6 +215,10 @@ def _stream_loader(prep: Prepared, config: ForecasterRunConfig, part: str) -> St
         season=prep.season,
         streams=config.train.batch_size if part == "train" else 1,
         min_epoch_windows=w.min_epoch_windows if part == "train" else 0,
+        # as many optimizer steps per epoch as shuffled windows would make
+        min_epoch_steps=-(-w.min_epoch_windows // config.train.batch_size)
+        if part == "train"
+        else 0,
     )
     if len(loader) == 0:
         raise ConfigError(f"the {part} part makes no stream windows; shorten --horizon")

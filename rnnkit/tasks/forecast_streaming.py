@@ -152,7 +152,7 @@ class StreamingForecaster:
         steps, m, ring, ptr = self.steps, self._season, self._ring, self._ptr
         if steps == 0:
             ring[:] = value  # before a full season, older values repeat the first one
-        if self._scalar:
+        if self._scalar and isinstance(value, float | int | np.number):
             x, value, inv = self._x, float(value), self._inv0
             x[0] = (value - self._shift0) * inv
             if steps >= m:

@@ -63,3 +63,18 @@ def test_lean_stream_matches_one_pass(cell, likelihood, baseline, covariates) ->
                 getattr(got, name)[:, 0], want[step, :, 0].numpy() * scale + shift, rtol=1e-5,
                 atol=1e-4,
             )  # fmt: skip
+
+
+def test_scalar_and_array_values_agree() -> None:
+    index = pd.date_range("2022-01-03", periods=12, freq="D")
+    frame = pd.DataFrame({"y": np.linspace(10, 30, 12)}, index=index)
+    layout = SeriesLayout("D", ("y",), (), (), 3, False)
+    scaler = Scaler.fit({"s": frame}, ["y"], "standard")
+    torch.manual_seed(0)
+    model = Forecaster(ForecasterConfig(hidden_size=4, head_size=4, horizon=2, num_features=2))
+    scalar = StreamingForecaster(model.eval(), layout, scaler.params["s"])
+    array = StreamingForecaster(model, layout, scaler.params["s"])
+    for value in frame["y"]:
+        a, b = scalar.update(value), array.update(np.array([value]))
+    np.testing.assert_allclose(a.point, b.point, rtol=1e-6)
+    assert scalar.buffer.shape == (3, 1) and scalar.steps == 12
