@@ -28,7 +28,7 @@ import torch
 from safetensors import safe_open
 
 from rnnkit import __version__
-from rnnkit.errors import DataError
+from rnnkit.errors import ConfigError, DataError
 from rnnkit.io import atomic_write_json
 
 FORMAT_VERSION = 1
@@ -120,6 +120,41 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
             column="task",
         )
     return config
+
+
+def check_run_dir(run_dir: str | Path, config: dict[str, Any], resume: bool) -> None:
+    """Refuse to overwrite a run; on resume, refuse options that differ from the saved ones.
+
+    Args:
+        run_dir: the run folder.
+        config: the run's full config as a dict (`rnnkit.config.to_dict`).
+        resume: whether the caller continues the run in `run_dir`.
+    """
+    run_dir = Path(run_dir)
+    if resume:
+        if read_config(run_dir)["config"] != config:
+            raise ConfigError(
+                f"--resume: the options differ from those in {run_dir / CONFIG_FILE}; "
+                "resume with the same options"
+            )
+    elif (run_dir / CONFIG_FILE).exists():
+        raise ConfigError(f"{run_dir} already holds a run; choose another --out or pass --resume")
+
+
+def load_text_encoder(run_dir: str | Path, vocab_size: int) -> Any:
+    """The run's `tokenizer.json`, checked against the model's vocabulary size."""
+    from rnnkit.text import TextEncoder
+
+    path = Path(run_dir) / TOKENIZER_FILE
+    if not path.is_file():
+        raise DataError(f"{TOKENIZER_FILE} is missing", path=run_dir)
+    encoder = TextEncoder.load(path)
+    if len(encoder.vocab) != vocab_size:
+        raise DataError(
+            f"the vocabulary has {len(encoder.vocab)} entries but the model expects {vocab_size}",
+            path=path,
+        )
+    return encoder
 
 
 def load_weights(model: torch.nn.Module, run_dir: str | Path, device: str = "cpu") -> None:

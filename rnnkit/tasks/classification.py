@@ -223,15 +223,7 @@ def train_classifier(
     """Train, evaluate and save a text classifier; see the module docstring for the steps."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    if resume:
-        saved = runs.read_config(run_dir)
-        if saved["config"] != to_dict(config):
-            raise ConfigError(
-                f"--resume: the options differ from those in {run_dir / runs.CONFIG_FILE}; "
-                "resume with the same options"
-            )
-    elif (run_dir / runs.CONFIG_FILE).exists():
-        raise ConfigError(f"{run_dir} already holds a run; choose another --out or pass --resume")
+    runs.check_run_dir(run_dir, to_dict(config), resume)
     data_cfg = config.data
     dataset = load_texts(data_cfg)
     splits = dataset.split(
@@ -432,16 +424,7 @@ class ClassifierPredictor:
                 path=run_dir / runs.CONFIG_FILE,
                 column="classes",
             )
-        tokenizer_path = run_dir / runs.TOKENIZER_FILE
-        if not tokenizer_path.is_file():
-            raise DataError(f"{runs.TOKENIZER_FILE} is missing", path=run_dir)
-        encoder = TextEncoder.load(tokenizer_path)
-        if len(encoder.vocab) != model_cfg.vocab_size:
-            raise DataError(
-                f"the vocabulary has {len(encoder.vocab)} entries but the model expects "
-                f"{model_cfg.vocab_size}",
-                path=tokenizer_path,
-            )
+        encoder = runs.load_text_encoder(run_dir, model_cfg.vocab_size)
         model = TextClassifier(model_cfg)
         runs.load_weights(model, run_dir)
         return cls(model, encoder, classes, run_cfg.data.max_length, device)

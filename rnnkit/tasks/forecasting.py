@@ -148,14 +148,7 @@ def train_forecaster(
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    if resume:
-        if runs.read_config(run_dir)["config"] != to_dict(config):
-            raise ConfigError(
-                f"--resume: the options differ from those in {run_dir / runs.CONFIG_FILE}; "
-                "resume with the same options"
-            )
-    elif (run_dir / runs.CONFIG_FILE).exists():
-        raise ConfigError(f"{run_dir} already holds a run; choose another --out or pass --resume")
+    runs.check_run_dir(run_dir, to_dict(config), resume)
     prep = prepare(config, dataset)
     layout = prep.layout
     model_cfg = replace(

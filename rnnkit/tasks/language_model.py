@@ -182,18 +182,6 @@ class LMRun:
     predictor: LanguageModelPredictor
 
 
-def _check_resume(config: LMRunConfig, run_dir: Path, resume: bool) -> None:
-    if resume:
-        saved = runs.read_config(run_dir)
-        if saved["config"] != to_dict(config):
-            raise ConfigError(
-                f"--resume: the options differ from those in {run_dir / runs.CONFIG_FILE}; "
-                "resume with the same options"
-            )
-    elif (run_dir / runs.CONFIG_FILE).exists():
-        raise ConfigError(f"{run_dir} already holds a run; choose another --out or pass --resume")
-
-
 def train_lm(
     config: LMRunConfig,
     run_dir: str | Path,
@@ -204,7 +192,7 @@ def train_lm(
     """Train, evaluate and save a language model; see the module docstring for the steps."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    _check_resume(config, run_dir, resume)
+    runs.check_run_dir(run_dir, to_dict(config), resume)
     data_cfg = config.data
     text = load_text(data_cfg)
     if resume:

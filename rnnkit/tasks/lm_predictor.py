@@ -58,16 +58,7 @@ class LanguageModelPredictor:
             raise DataError(f"missing key {exc}", path=path) from None
         except ConfigError as exc:
             raise DataError(str(exc), path=path) from None
-        tokenizer_path = run_dir / runs.TOKENIZER_FILE
-        if not tokenizer_path.is_file():
-            raise DataError(f"{runs.TOKENIZER_FILE} is missing", path=run_dir)
-        encoder = TextEncoder.load(tokenizer_path)
-        if len(encoder.vocab) != model_cfg.vocab_size:
-            raise DataError(
-                f"the vocabulary has {len(encoder.vocab)} entries but the model expects "
-                f"{model_cfg.vocab_size}",
-                path=tokenizer_path,
-            )
+        encoder = runs.load_text_encoder(run_dir, model_cfg.vocab_size)
         model = LanguageModel(model_cfg)
         runs.load_weights(model, run_dir)
         return cls(model, encoder, chars_per_token, device)
