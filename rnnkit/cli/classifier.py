@@ -25,18 +25,17 @@ FLAGS: dict[str, str] = {
     "unfreeze_after": "embeddings.unfreeze_after",
     "init_from": "transfer.init_from",
     "gradual_unfreezing": "transfer.gradual_unfreezing",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "lr": "train.lr",
-    "seed": "train.seed",
-    "precision": "train.precision",
-    "device": "train.device",
     "monitor": "monitor",
 }
 
 
 def register_train(tasks: argparse._SubParsersAction) -> None:
-    from rnnkit.cli.train import add_config_flag, add_run_arguments
+    from rnnkit.cli.train import (
+        add_config_flag,
+        add_run_arguments,
+        add_train_flags,
+        cell_choices,
+    )
 
     p = tasks.add_parser(
         "classifier",
@@ -53,7 +52,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     flag("--label-column", metavar="C", help="label column of a table")
     flag("--tokenizer", choices=["basic_english", "char", "bpe"])
     flag("--max-length", type=int, metavar="N", help="keep the first N tokens of each text")
-    flag("--cell", choices=["rnn", "lstm", "gru"])
+    flag("--cell", choices=cell_choices())
     flag("--hidden-size", type=int, metavar="N")
     flag("--num-layers", type=int, metavar="N")
     flag("--bidirectional", action=argparse.BooleanOptionalAction)
@@ -68,13 +67,8 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         help="with --init-from, thaw pretrained layers one per epoch from the top",
     )
-    flag("--epochs", type=int, metavar="N")
-    flag("--batch-size", type=int, metavar="N")
-    flag("--lr", type=float, metavar="LR", help="peak learning rate")
-    flag("--seed", type=int, metavar="N")
-    flag("--precision", choices=["auto", "fp32", "bf16", "fp16"])
-    flag("--device", metavar="auto|cpu|cuda|mps")
     flag("--monitor", choices=["accuracy", "macro_f1", "loss"], help="picks the best epoch")
+    add_train_flags(p)
     add_run_arguments(p)
     p.set_defaults(func=cmd_train_classifier)
 

@@ -29,19 +29,18 @@ FLAGS: dict[str, str] = {
     "dropout": "model.dropout",
     "likelihood": "model.likelihood",
     "quantiles": "model.quantiles",
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "lr": "train.lr",
-    "seed": "train.seed",
-    "precision": "train.precision",
-    "device": "train.device",
     "backtest": "backtest",
     "train_mode": "train_mode",
 }
 
 
 def register_train(tasks: argparse._SubParsersAction) -> None:
-    from rnnkit.cli.train import add_config_flag, add_run_arguments
+    from rnnkit.cli.train import (
+        add_config_flag,
+        add_run_arguments,
+        add_train_flags,
+        cell_choices,
+    )
 
     p = tasks.add_parser(
         "forecaster",
@@ -68,24 +67,19 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     flag("--season", type=int, metavar="M", help="seasonal period (default from the frequency)")
     flag("--calendar", action=argparse.BooleanOptionalAction, help="hour/weekday/month features")
     flag("--baseline", choices=["seasonal_naive", "last", "none"], help="predict a residual over")
-    flag("--cell", choices=["rnn", "lstm", "gru"])
+    flag("--cell", choices=cell_choices())
     flag("--hidden-size", type=int, metavar="N")
     flag("--num-layers", type=int, metavar="N")
     flag("--dropout", type=float, metavar="P")
     flag("--likelihood", choices=["none", "gaussian", "quantile"], help="intervals or point")
     flag("--quantiles", metavar="Q,Q,Q", help="quantile levels, e.g. 0.1,0.5,0.9")
-    flag("--epochs", type=int, metavar="N")
-    flag("--batch-size", type=int, metavar="N")
-    flag("--lr", type=float, metavar="LR", help="peak learning rate")
-    flag("--seed", type=int, metavar="N")
-    flag("--precision", choices=["auto", "fp32", "bf16", "fp16"])
-    flag("--device", metavar="auto|cpu|cuda|mps")
     flag("--backtest", action=argparse.BooleanOptionalAction, help="backtest after training")
     flag(
         "--train-mode",
         choices=["windows", "stateful"],
         help="shuffled windows from a zero state, or streams in order with the state carried",
     )
+    add_train_flags(p)
     add_run_arguments(p)
     p.set_defaults(func=cmd_train_forecaster)
 

@@ -21,18 +21,17 @@ FLAGS: dict[str, str] = {
     "num_layers": "model.num_layers",
     "dropout": "model.dropout",
     "tie_weights": "model.tie_weights",
-    "epochs": "train.epochs",
     "max_minutes": "train.max_minutes",
-    "batch_size": "train.batch_size",
-    "lr": "train.lr",
-    "seed": "train.seed",
-    "precision": "train.precision",
-    "device": "train.device",
 }
 
 
 def register_train(tasks: argparse._SubParsersAction) -> None:
-    from rnnkit.cli.train import add_config_flag, add_run_arguments
+    from rnnkit.cli.train import (
+        add_config_flag,
+        add_run_arguments,
+        add_train_flags,
+        cell_choices,
+    )
 
     p = tasks.add_parser(
         "lm",
@@ -55,7 +54,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         help="carry the hidden state across windows (--no-carry-state resets it)",
     )
-    flag("--cell", choices=["rnn", "lstm", "gru"])
+    flag("--cell", choices=cell_choices())
     flag("--embedding-dim", type=int, metavar="N")
     flag("--hidden-size", type=int, metavar="N")
     flag("--num-layers", type=int, metavar="N")
@@ -65,13 +64,14 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         help="share embedding and output weights (needs embedding-dim == hidden-size)",
     )
-    flag("--epochs", type=int, metavar="N", help="upper bound on passes over the text")
     flag("--max-minutes", type=float, metavar="M", help="wall-clock training budget")
-    flag("--batch-size", type=int, metavar="N", help="rows of text read in parallel")
-    flag("--lr", type=float, metavar="LR", help="peak learning rate")
-    flag("--seed", type=int, metavar="N")
-    flag("--precision", choices=["auto", "fp32", "bf16", "fp16"])
-    flag("--device", metavar="auto|cpu|cuda|mps")
+    add_train_flags(
+        p,
+        help={
+            "epochs": "upper bound on passes over the text",
+            "batch_size": "rows of text read in parallel",
+        },
+    )
     add_run_arguments(p)
     p.set_defaults(func=cmd_train_lm)
 

@@ -36,6 +36,49 @@ def add_config_flag(
     parser.add_argument(*names, default=None, **kwargs)
 
 
+#: the engine's options every task exposes as flags: flag dest -> dotted config key.
+TRAIN_FLAGS: dict[str, str] = {
+    "epochs": "train.epochs",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "seed": "train.seed",
+    "precision": "train.precision",
+    "device": "train.device",
+}
+
+
+def add_train_flags(parser: argparse.ArgumentParser, help: dict[str, str] | None = None) -> None:
+    """--epochs, --batch-size, --lr, --seed, --precision, --device (keys in `TRAIN_FLAGS`).
+
+    Args:
+        parser: the task's `rnnkit train <task>` parser.
+        help: per-task wording for a flag, by dest (e.g. what a batch row means for an LM).
+    """
+    from rnnkit.training.precision import DEVICES, PRECISIONS
+
+    text = help or {}
+
+    def flag(name: str, **kwargs: Any) -> None:
+        dest = name.lstrip("-").replace("-", "_")
+        add_config_flag(
+            parser, TRAIN_FLAGS, name, help=text.get(dest, kwargs.pop("help", "")), **kwargs
+        )
+
+    flag("--epochs", type=int, metavar="N")
+    flag("--batch-size", type=int, metavar="N")
+    flag("--lr", type=float, metavar="LR", help="peak learning rate")
+    flag("--seed", type=int, metavar="N")
+    flag("--precision", choices=list(PRECISIONS))
+    flag("--device", metavar="|".join(DEVICES))
+
+
+def cell_choices() -> list[str]:
+    """Valid `--cell` values, from the one cell registry."""
+    from rnnkit.models.encoder import CELLS
+
+    return list(CELLS)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """--out, --config, --set, --resume and --quiet: the same for every task."""
     parser.add_argument("--out", metavar="DIR", help="run folder (default runs/<data>-<time>)")
@@ -48,9 +91,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_overrides(args: argparse.Namespace, flags: dict[str, str]) -> list[str]:
-    """`key=value` overrides from the flags given on the command line, then `--set` ones."""
+    """`key=value` overrides from the flags given (task flags and `TRAIN_FLAGS`), then `--set`."""
     out = []
-    for dest, key in flags.items():
+    for dest, key in {**flags, **TRAIN_FLAGS}.items():
         value = getattr(args, dest, None)
         if value is not None:
             out.append(f"{key}={value}")

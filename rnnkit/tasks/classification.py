@@ -30,7 +30,7 @@ from rnnkit.models.classifier import ClassifierConfig, TextClassifier
 from rnnkit.tasks.lm_transfer import TransferConfig
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, FitResult, TrainConfig, TrainState, fit
-from rnnkit.training.precision import eval_mode
+from rnnkit.training.precision import eval_mode, resolve_precision
 
 logger = logging.getLogger(__name__)
 
@@ -341,7 +341,8 @@ def train_classifier(
         callbacks=all_callbacks,
         resume=resume,
     )
-    ctx = EvalContext(next(model.parameters()).device, _precision_of(result, config))
+    device = torch.device(result.device)
+    ctx = EvalContext(device, resolve_precision(result.precision, device))
     probs, labels = task.predict(model, test_loader, ctx)
     test_metrics = classification_metrics(labels, probs.argmax(1), classes, probs=probs)
     seconds = time.perf_counter() - started
@@ -350,12 +351,6 @@ def train_classifier(
         model, text_encoder, classes, data_cfg.max_length, device=str(ctx.device)
     )
     return ClassifierRun(run_dir, result, test_metrics, seconds, predictor)
-
-
-def _precision_of(result: FitResult, config: ClassifierRunConfig):
-    from rnnkit.training.precision import resolve_precision
-
-    return resolve_precision(result.precision, torch.device(result.device))
 
 
 def _write_outputs(run_dir, config, model_cfg, result, test_metrics, seconds, coverage) -> None:
