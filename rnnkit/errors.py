@@ -52,5 +52,12 @@ class DataError(RnnkitError, ValueError):
         super().__init__(f"{prefix}: {message}" if prefix else message)
 
 
+class ModelFileError(DataError):
+    """A run folder's model file (config.json, model.safetensors) is damaged, hostile or a pickle.
+
+    A `DataError` (same path/column fields), raised by `rnnkit.model_file` before a model is built.
+    """
+
+
 class FetchError(RnnkitError, RuntimeError):
     """A dataset could not be downloaded, verified or unpacked into the cache."""

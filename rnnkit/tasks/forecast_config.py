@@ -103,3 +103,7 @@ class ForecasterRunConfig:
     # carried (detached) from window to window and the head scored after every step (what a
     # `StreamingForecaster`, the backtest's `streaming` row, does).
     train_mode: Literal["windows", "stateful"] = "windows"
+    # Members of a seed ensemble, merged into one wider model (`rnnkit.models.forecast_ensemble`).
+    # None: 5 when the training part makes fewer windows than `window.min_epoch_windows` (a
+    # short series: its seed-to-seed spread is widest and each member is cheap), else 1.
+    ensemble: int | None = None

@@ -19,6 +19,9 @@ from rnnkit.data.windows import Scaler, SeriesLayout, StackedSeries, WindowLoade
 from rnnkit.errors import ConfigError
 from rnnkit.tasks.forecast_config import ForecasterRunConfig, SeriesDataConfig
 
+#: windows per validation batch (a few MB of inputs even for long windows)
+EVAL_BATCH = 1024
+
 
 def load_series(config: SeriesDataConfig) -> TimeSeriesDataset:
     """The series named by `config.data`, checked to be fit for forecasting."""
@@ -186,7 +189,9 @@ def make_loader(
         horizon=w.horizon,
         baseline=w.baseline,
         season=prep.season,
-        batch_size=config.train.batch_size,
+        # evaluation needs no gradient, so it takes windows in big batches: a validation
+        # pass is then one or a few forward calls instead of one per training-sized batch
+        batch_size=config.train.batch_size if part == "train" else EVAL_BATCH,
         shuffle=shuffle,
         seed=config.train.seed,
     )

@@ -1,4 +1,4 @@
-"""What a forecaster run writes besides weights: backtest.json, plots and report.md."""
+"""What a forecaster run writes besides weights: backtest.json, plots, report.md and .html."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 
 from rnnkit.io import atomic_write_json
 from rnnkit.report import _save, plot_loss, write_report
+from rnnkit.report_html import backtest_table, write_html_report
 
 #: metric name -> how the table prints it
 COLUMNS = ("mae", "rmse", "smape", "mase", "coverage", "pinball")
@@ -56,7 +57,7 @@ def plot_forecast(
     for i, (times, point, lower, upper) in enumerate(forecasts):
         if lower is not None and upper is not None:
             ax.fill_between(
-                times, lower, upper, color="#1f77b4", alpha=0.2, label="80% interval" if i else None
+                times, lower, upper, color="#1f77b4", alpha=0.2, label=None if i else "80% interval"
             )
         ax.plot(times, point, color="#d62728", lw=1.4, label=None if i else "forecast")
     ax.set_title(title)
@@ -66,10 +67,19 @@ def plot_forecast(
     return _save(fig, path)
 
 
-def plot_backtest(path: Path, prep: Any, forecasts: Any, horizon: int) -> Path:
-    """forecast.png of a backtest: the first series' test span, non-overlapping forecasts."""
+def plot_backtest(
+    path: Path, prep: Any, forecasts: Any, horizon: int, max_forecasts: int = 8
+) -> Path:
+    """forecast.png of a backtest: the first series' last `max_forecasts` non-overlapping
+    forecasts (all of airline's test span; the last 8 days of a year of hourly data, which drawn
+    whole is a solid band)."""
     s = int(forecasts.series[0])
-    rows = np.flatnonzero(forecasts.series == s)[::horizon]
+    rows, last = [], None
+    for r in np.flatnonzero(forecasts.series == s):  # origins ascend; any backtest stride
+        if last is None or forecasts.origins[r] >= last + horizon:
+            rows.append(r)
+            last = int(forecasts.origins[r])
+    rows = rows[-max_forecasts:]
     index = prep.stacked.index[s]
     start = int(prep.stacked.starts[s])
     frame = list(prep.dataset.series.values())[s]
@@ -89,12 +99,14 @@ def plot_backtest(path: Path, prep: Any, forecasts: Any, horizon: int) -> Path:
         frame[target].iloc[context : first + 1],
         drawn,
         actual=frame[target].iloc[first:],
-        title=f"{prep.stacked.ids[s]}: backtest forecasts over the test span",
+        title=f"{prep.stacked.ids[s]}: backtest forecasts, end of the test span",
     )
 
 
-def write_outputs(run_dir, config, model_cfg, prep, result, backtest, forecasts, seconds) -> None:
-    """Write backtest.json, the plots and report.md into `run_dir`."""
+def write_outputs(
+    run_dir, config, model_cfg, prep, result, backtest, forecasts, seconds, members: int = 1
+) -> None:
+    """Write backtest.json, the plots and report.md into `run_dir` (`model_cfg`: one member's)."""
     images = {"loss": plot_loss(result.records, run_dir / "loss.png").name}
     metrics: dict[str, Any] = {}
     if backtest is not None:
@@ -110,18 +122,33 @@ def write_outputs(run_dir, config, model_cfg, prep, result, backtest, forecasts,
         "data": config.data.data,
         "series": len(prep.stacked.ids),
         "model": f"{model_cfg.cell} {model_cfg.num_layers}x{model_cfg.hidden_size}, "
-        f"{model_cfg.likelihood} likelihood",
+        f"{model_cfg.likelihood} likelihood"
+        + (f", ensemble of {members} seeds" if members > 1 else ""),
         "window": f"input {prep.input_length}, horizon {config.window.horizon}, "
         f"season {prep.season}, baseline {config.window.baseline}",
         "epochs run": len(result.records),
         "best epoch": result.best_epoch,
         "time": f"{seconds:.1f} s",
     }
+    title = f"Forecaster run {Path(run_dir).name}"
     write_report(
         run_dir,
-        title=f"Forecaster run {Path(run_dir).name}",
+        title=title,
         summary=summary,
         metrics=metrics or None,
         records=result.records,
         images=images,
+    )
+    sections = []
+    if backtest is not None:
+        heading = f"Rolling-origin backtest ({backtest['origins']} origins, test span)"
+        sections.append((heading, backtest_table(backtest)))
+    write_html_report(
+        run_dir,
+        title=title,
+        summary=summary,
+        metrics=None,
+        records=result.records,
+        images=images,
+        sections=sections,
     )

@@ -2,7 +2,8 @@
 
 `train_forecaster(config, run_dir)` is the pipeline the CLI and Python share: load series ->
 contiguous train/validation/test parts -> per-series scaler fitted on train -> stacked feature
-tensors -> windows by origin -> `Forecaster` -> `fit` -> rolling-origin backtest over the test
+tensors -> windows by origin -> `Forecaster` -> `fit` (for a short series, several seeds merged
+into one model: `rnnkit.models.forecast_ensemble`) -> rolling-origin backtest over the test
 span against naive and seasonal-naive -> plots and report. `ForecastPredictor`
 (`rnnkit.tasks.forecast_predictor`) is what `rnnkit.load()` returns for such a run.
 
@@ -26,6 +27,7 @@ from rnnkit import runs
 from rnnkit.config import from_dict, to_dict
 from rnnkit.data import TimeSeriesDataset
 from rnnkit.errors import ConfigError
+from rnnkit.models.forecast_ensemble import member_count
 from rnnkit.models.forecaster import Forecaster
 from rnnkit.tasks.backtest import backtest_forecasts, mase_scale, summarize
 from rnnkit.tasks.forecast_config import ForecasterRunConfig, SeriesDataConfig, WindowConfig
@@ -37,7 +39,7 @@ from rnnkit.tasks.forecast_data import (
     origins_for,
     prepare,
 )
-from rnnkit.tasks.forecast_training import ForecastingTask, calibrate_intervals
+from rnnkit.tasks.forecast_training import ForecastingTask, calibrate_intervals, train_members
 from rnnkit.training import Callback, FitResult, fit
 
 __all__ = [
@@ -158,6 +160,24 @@ def train_forecaster(
         num_targets=len(layout.targets),
         horizon=config.window.horizon,
     )
+    w = config.window
+    train_windows = len(
+        origins_for(
+            prep.stacked,
+            prep.points,
+            "train",
+            input_length=prep.input_length,
+            horizon=w.horizon,
+            season=prep.season,
+        )[0]
+    )
+    members = member_count(train_windows, w.min_epoch_windows, config.ensemble)
+    # the saved model is the members merged side by side: k times as wide (see forecast_ensemble)
+    saved_cfg = replace(
+        model_cfg,
+        hidden_size=members * model_cfg.hidden_size,
+        head_size=members * model_cfg.head_size,
+    )
     train_loader = make_loader(prep, config, "train", shuffle=True)
     val_loader = make_loader(prep, config, "validation")
     logger.info(
@@ -178,7 +198,8 @@ def train_forecaster(
             TASK,
             {
                 "config": to_dict(config),
-                "model": to_dict(model_cfg),
+                "model": to_dict(saved_cfg),
+                "ensemble": {"members": members, "member": to_dict(model_cfg)},
                 "layout": to_dict(layout),
                 "scaler": prep.scaler.to_dict(),
                 "input_length": prep.input_length,
@@ -186,29 +207,53 @@ def train_forecaster(
                 "data_source": prep.dataset.source or config.data.data,
             },
         )
-    torch.manual_seed(config.train.seed)
-    model = Forecaster(model_cfg)
-    result = fit(
-        model,
-        ForecastingTask(),
-        train_loader,
-        val_loader,
-        config.train,
-        run_dir=run_dir,
-        callbacks=callbacks,
-        resume=resume,
-    )
+    if members > 1:
+        logger.info(
+            "training an ensemble of %d members (%d training windows)", members, train_windows
+        )
+
+        def member_loader(seed: int):
+            return make_loader(
+                prep, replace(config, train=replace(config.train, seed=seed)), "train", shuffle=True
+            )
+
+        model, result = train_members(
+            model_cfg,
+            members,
+            member_loader,
+            val_loader,
+            config.train,
+            run_dir,
+            callbacks=callbacks,
+            resume=resume,
+        )
+    else:
+        torch.manual_seed(config.train.seed)
+        model = Forecaster(model_cfg)
+        result = fit(
+            model,
+            ForecastingTask(),
+            train_loader,
+            val_loader,
+            config.train,
+            run_dir=run_dir,
+            callbacks=callbacks,
+            resume=resume,
+        )
     interval = calibrate_intervals(model, val_loader)
     if interval is not None:
+        logger.info("80%% interval widened x%s on validation windows", interval)
+    if interval is not None or members > 1:
         from rnnkit.training.checkpoint import save_weights
 
-        logger.info("80%% interval widened x%s on validation windows", interval)
         save_weights(model, run_dir / runs.WEIGHTS_FILE)
     backtest, forecasts = (None, None)
     if config.backtest:
         backtest, forecasts = run_backtest(model, prep, config)
     seconds = time.perf_counter() - started
-    write_outputs(run_dir, config, model_cfg, prep, result, backtest, forecasts, seconds)
+    write_outputs(
+        run_dir, config, model_cfg, prep, result, backtest, forecasts, seconds, members=members
+    )
     predictor = ForecastPredictor(model, layout, prep.scaler, prep.input_length, config.window)
     return ForecasterRun(run_dir, result, backtest, seconds, predictor)
 
@@ -247,4 +292,6 @@ def _load(run_dir: Path, config: dict[str, Any], device: str = "cpu"):
     return ForecastPredictor.from_run(run_dir, config, device)
 
 
-runs.register_task(TASK, load=_load, evaluate=evaluate_run)
+runs.register_task(
+    TASK, load=_load, evaluate=evaluate_run, train=train_forecaster, config=ForecasterRunConfig
+)

@@ -24,7 +24,7 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from rnnkit import runs
+from rnnkit import model_file, runs
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, TrainState
@@ -94,6 +94,7 @@ def load_lm_weights(model: nn.Module, path: str | Path) -> list[str]:
     weights = Path(path) / runs.WEIGHTS_FILE
     if not weights.is_file():
         raise DataError(f"{runs.WEIGHTS_FILE} is missing (was training interrupted?)", path=path)
+    model_file.read_header(weights)  # a pickle or damaged header is refused before any read
     own = model.state_dict()
     copied = []
     with safe_open(str(weights), framework="pt", device="cpu") as f:
@@ -101,6 +102,7 @@ def load_lm_weights(model: nn.Module, path: str | Path) -> list[str]:
             if not name.startswith(_TAKEN):
                 continue
             tensor = f.get_tensor(name)
+            model_file.check_finite({name: tensor}, weights)
             if name not in own:
                 raise DataError(f"the classifier has no tensor {name!r}", path=weights)
             if tensor.shape != own[name].shape:

@@ -272,6 +272,9 @@ def fit(
             "lr": state.lr,
             "train_loss": train_loss,
             **{f"val_{k}": v for k, v in metrics.items()},
+            # training throughput of this epoch's steps (evaluation excluded), in the batches'
+            # own unit: tokens (text) or windows (series); `rnnkit compare` reports it
+            "tokens_per_second": round(state.tokens_per_second, 1),
             "seconds": round(time.perf_counter() - started, 3),
         }
         records.append(record)

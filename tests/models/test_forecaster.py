@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from rnnkit.errors import ConfigError
+from rnnkit.models.forecast_ensemble import member_count, merge_forecasters
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig, pinball
 
 
@@ -50,3 +51,61 @@ def test_config_errors() -> None:
         ForecasterConfig(quantiles=(0.9, 0.1))
     with pytest.raises(ConfigError, match="unknown cell"):
         Forecaster(ForecasterConfig(cell="transformer"))
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("likelihood", ["none", "gaussian", "quantile"])
+def test_merged_ensemble_is_the_mean_of_its_members(
+    cell: str, num_layers: int, likelihood: str
+) -> None:
+    cfg = ForecasterConfig(
+        cell=cell,
+        hidden_size=6,
+        num_layers=num_layers,
+        head_size=5,
+        num_features=3,
+        num_future=2,
+        horizon=4,
+        likelihood=likelihood,
+    )
+    members = []
+    for seed in range(3):
+        torch.manual_seed(seed)
+        member = Forecaster(cfg)
+        for p in member.parameters():  # nonzero everywhere, the last layer included
+            p.data.normal_(0, 0.5)
+        members.append(member.eval())
+    merged = merge_forecasters(members)
+    assert merged.config.hidden_size == 18 and merged.config.head_size == 15
+    x, future, base = torch.randn(2, 7, 3), torch.randn(2, 7, 4, 2), torch.randn(2, 7, 4, 1)
+    want = torch.stack([m(x, future, base, all_steps=True)[0] for m in members])
+    got, state = merged(x, future, base, all_steps=True)
+    if likelihood == "gaussian":  # the mean is averaged; the scale before its softplus
+        torch.testing.assert_close(got[..., 0], want[..., 0].mean(0), atol=1e-5, rtol=1e-5)
+    else:
+        torch.testing.assert_close(got, want.mean(0), atol=1e-5, rtol=1e-5)
+    # the merged state is the members' states side by side
+    first = state[0] if isinstance(state, tuple) else state
+    _, member_state = members[1](x, future[:, -1], base[:, -1])
+    member_first = member_state[0] if isinstance(member_state, tuple) else member_state
+    torch.testing.assert_close(first[..., 6:12], member_first, atol=1e-5, rtol=1e-5)
+
+
+def test_merge_refuses_mixed_members_and_member_count_rule() -> None:
+    a = Forecaster(ForecasterConfig(hidden_size=4))
+    b = Forecaster(ForecasterConfig(hidden_size=5))
+    with pytest.raises(ValueError, match="share one configuration"):
+        merge_forecasters([a, b])
+    assert member_count(100, 2048, None) == 5  # short series: cycled epochs, an ensemble
+    assert member_count(5000, 2048, None) == 1
+    assert member_count(100, 2048, 1) == 1
+    with pytest.raises(ConfigError, match="ensemble must be at least 1"):
+        member_count(100, 2048, 0)
+
+
+def test_calibration_only_widens() -> None:
+    model = Forecaster(ForecasterConfig(num_features=1, horizon=2))
+    point = torch.zeros(50, 2, 1)
+    target = torch.linspace(-0.2, 0.2, 100).view(50, 2, 1)  # well inside +-1
+    assert model.calibrate(point, point - 1, point + 1, target).item() == 1.0

@@ -128,6 +128,36 @@ def test_streaming_matches_one_pass_and_state_round_trip(trained, tmp_path) -> N
         restored.load_state_bytes(b"garbage")
 
 
+def test_ensemble_run_merges_members_streams_and_resumes(tmp_path) -> None:
+    data = write_sales(tmp_path / "sales.csv")
+    config = tiny_config(data, ensemble="2", **{"train.epochs": "1"})
+    run = train_forecaster(config, tmp_path / "run")
+    saved = json.loads((run.run_dir / "config.json").read_text(encoding="utf-8"))
+    assert saved["ensemble"]["members"] == 2 and saved["ensemble"]["member"]["hidden_size"] == 8
+    assert saved["model"]["hidden_size"] == 16 and saved["model"]["head_size"] == 32
+    lines = (run.run_dir / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line)["member"] for line in lines] == [0, 1]
+    predictor = rnnkit.load(run.run_dir)
+    for name, value in run.predictor.model.state_dict().items():
+        torch.testing.assert_close(predictor.model.state_dict()[name], value)
+    # the members were trained from different seeds: their recurrent blocks differ
+    w_hh = predictor.model.encoder.layers[0][0].weight_hh_l0  # (4 * 16, 16)
+    assert not torch.allclose(w_hh[:8, :8], w_hh[8:16, 8:16])
+    assert w_hh[:8, 8:].abs().sum() == 0  # and never read each other's state
+    frames = pd.read_csv(data, parse_dates=["day"])
+    south = frames[frames.shop == "south"].set_index("day")[["sales", "visits"]].iloc[:30]
+    stepper = predictor.stream("south")
+    stepper.start = south.index[0]
+    stepped = [stepper.update(row[:1], row[1:]) for row in south.to_numpy(dtype=np.float32)]
+    reference = _one_pass(predictor, south)
+    for t, fc in enumerate(stepped):
+        np.testing.assert_allclose(fc.point[:, 0], reference[t], rtol=1e-5, atol=1e-5)
+    # resuming a finished ensemble retrains no member and saves the same model
+    again = train_forecaster(config, tmp_path / "run", resume=True)
+    for name, value in again.predictor.model.state_dict().items():
+        torch.testing.assert_close(predictor.model.state_dict()[name], value)
+
+
 def _one_pass(predictor, frame: pd.DataFrame) -> np.ndarray:
     """(T, H) point forecasts after every step from one `all_steps` forward pass."""
     layout = predictor.layout

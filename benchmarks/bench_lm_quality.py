@@ -1,0 +1,293 @@
+"""Language-model quality per character read: settings compared on the same character budget.
+
+    python benchmarks/bench_lm_quality.py speed [--seconds 20] [--threads 1]
+    python benchmarks/bench_lm_quality.py quality --configs base,gru,... [--chars 1500000]
+        [--results FILE.jsonl] [--threads 1]
+    python benchmarks/bench_lm_quality.py table --results FILE.jsonl
+
+`speed`: chars/s of the tutorial loop (one `nn.LSTM(num_layers=2)`, hidden 256, batch 64 x
+sequence 128 random windows, Adam, fp32) and of rnnkit's training step (`LanguageModel` +
+`LanguageModelTask`, carried state, AdamW, clipping), alternating, plus a large fp32 matrix
+product's GFLOP/s: the machine's ceiling, against which each loop's useful LSTM FLOPs are put.
+
+`quality`: for each named setting in `CONFIGS`, train with rnnkit's `fit` on the first `--chars`
+characters of shakespeare's training part (one pass, the schedule run on steps, so machine load
+cannot change the result), then report the loss on the first `--val-chars` characters of the
+validation part (the last 10% of the stream, as `rnnkit train lm` uses). Every setting reads the
+same characters, so the table compares sample efficiency; chars/s (measured at the same time, on
+whatever load the machine had) says what a time budget buys each. Results are appended to
+`--results` one JSON line per setting, so runs can be split across several invocations (e.g. one
+per lock hold); `table` prints them, loss differences against `base`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import machine, matmul_gflops, table
+
+from rnnkit.data.lm_batches import LMWindows
+from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
+from rnnkit.tasks.language_model import LMDataConfig, LMRunConfig, load_text
+from rnnkit.tasks.lm_task import LanguageModelTask, encode_stream
+from rnnkit.text import TextEncoder
+from rnnkit.training import Callback, TrainState, fit
+
+# Every setting starts from `rnnkit train lm`'s defaults with these pinned: the settings of the
+# recorded 10-minute run before this sweep (bptt 128), so recorded rows stay comparable when the
+# defaults move.
+REFERENCE: dict[str, Any] = {"data.bptt": 128}
+
+# name -> overrides on top of REFERENCE (model., train., data. keys)
+CONFIGS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "lr2e-3": {"train.lr": 2e-3},
+    "lr5e-3": {"train.lr": 5e-3},
+    "lr8e-3": {"train.lr": 8e-3},
+    "adam": {"train.optimizer": "adam", "train.weight_decay": 0.0},
+    "cosine": {"train.schedule": "cosine"},
+    "warmup10": {"train.warmup_fraction": 0.1},
+    "b32": {"train.batch_size": 32},
+    "b32-lr2e-3": {"train.batch_size": 32, "train.lr": 2e-3},
+    "b128": {"train.batch_size": 128},
+    "bptt64": {"data.bptt": 64},
+    "b32-bptt64": {"train.batch_size": 32, "data.bptt": 64},
+    "gru": {"model.cell": "gru"},
+    "emb128": {"model.embedding_dim": 128},
+    "tied256": {"model.embedding_dim": 256, "model.tie_weights": True},
+    "h384": {"model.hidden_size": 384},
+    "1x512": {"model.hidden_size": 512, "model.num_layers": 1},
+    "3x256": {"model.num_layers": 3},
+    "drop0.1": {"model.dropout": 0.1},
+    "reset": {"data.carry_state": False},
+    "reset-bptt64": {"data.carry_state": False, "data.bptt": 64},
+    "bptt32": {"data.bptt": 32},
+    "reset-bptt32": {"data.carry_state": False, "data.bptt": 32},
+    "bptt64-lr5e-3": {"data.bptt": 64, "train.lr": 5e-3},
+    "gru-bptt64": {"model.cell": "gru", "data.bptt": 64},
+}
+
+
+def lstm_flops_per_char(cfg: LanguageModelConfig) -> float:
+    """Multiply-adds x 2 x 3 (forward + backward) of the recurrent layers, per character."""
+    gates = 4 if cfg.cell == "lstm" else 3 if cfg.cell == "gru" else 1
+    total, inp = 0, cfg.embedding_dim
+    for _ in range(cfg.num_layers):
+        total += gates * cfg.hidden_size * (inp + cfg.hidden_size)
+        inp = cfg.hidden_size
+    return 2.0 * 3.0 * total
+
+
+def corpus() -> tuple[np.ndarray, np.ndarray, int]:
+    """Char ids of shakespeare's training and validation parts, and the vocabulary size."""
+    text = load_text(LMDataConfig())
+    encoder = TextEncoder.build([text.train], tokenizer="char")
+    return (
+        encode_stream(encoder, text.train),
+        encode_stream(encoder, text.validation),
+        len(encoder.vocab),
+    )
+
+
+def configure(name: str, vocab: int) -> LMRunConfig:
+    base = LMRunConfig()
+    sections: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "data": {}}
+    for key, value in {**REFERENCE, **CONFIGS[name]}.items():
+        section, field = key.split(".")
+        sections[section][field] = value
+    return LMRunConfig(
+        data=replace(base.data, **sections["data"]),
+        model=replace(base.model, vocab_size=vocab, **sections["model"]),
+        train=replace(base.train, **sections["train"]),
+    )
+
+
+class StepTimer(Callback):
+    """Seconds spent in training steps (evaluation excluded)."""
+
+    def on_epoch_begin(self, state: TrainState) -> None:
+        self.start = self.last = time.perf_counter()
+
+    def on_step(self, state: TrainState) -> None:
+        self.last = time.perf_counter()
+
+
+def run_quality(name: str, train_ids, val_ids, vocab: int, chars: int, val_chars: int) -> dict:
+    cfg = configure(name, vocab)
+    train_cfg = replace(
+        cfg.train, epochs=1, max_minutes=None, patience=None, device="cpu", precision="fp32"
+    )
+    # One pass over the first `chars` characters: B contiguous rows, windows of bptt.
+    loader = LMWindows(
+        train_ids[: chars + train_cfg.batch_size], train_cfg.batch_size, cfg.data.bptt
+    )
+    task = LanguageModelTask(cfg.data.carry_state, 1.0, 128, 16)
+    val_loader = task.windows(val_ids[:val_chars])
+    torch.manual_seed(train_cfg.seed)
+    model = LanguageModel(cfg.model)
+    timer = StepTimer()
+    result = fit(model, task, loader, val_loader, train_cfg, callbacks=[timer])
+    seconds = timer.last - timer.start
+    seen = len(loader) * train_cfg.batch_size * cfg.data.bptt
+    return {
+        "name": name,
+        "overrides": CONFIGS[name],
+        "chars": seen,
+        "steps": len(loader),
+        "val_loss": round(result.records[-1]["val_loss"], 4),
+        "seconds": round(seconds, 1),
+        "chars_per_s": round(seen / seconds),
+        "params": sum(p.numel() for p in model.parameters()),
+        "threads": torch.get_num_threads(),
+        "load": round(float(open("/proc/loadavg").read().split()[0]), 2),
+    }
+
+
+class TutorialLM(nn.Module):
+    """The tutorial char model: embedding -> nn.LSTM(num_layers=2) -> linear."""
+
+    def __init__(self, vocab: int, embedding_dim: int = 64, hidden_size: int = 256) -> None:
+        super().__init__()
+        self.embedding = nn.Embedding(vocab, embedding_dim)
+        self.lstm = nn.LSTM(embedding_dim, hidden_size, num_layers=2, batch_first=True)
+        self.decoder = nn.Linear(hidden_size, vocab)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        out, _ = self.lstm(self.embedding(ids))  # (B, T, H)
+        return self.decoder(out)  # (B, T, V)
+
+
+def run_speed(train_ids, vocab: int, seconds: float) -> list[list[object]]:
+    data = torch.as_tensor(train_ids[:2_000_000], dtype=torch.long)
+    batch, bptt = 64, 128
+    torch.manual_seed(0)
+    tutorial = TutorialLM(vocab)
+    tut_opt = torch.optim.Adam(tutorial.parameters(), lr=2e-3)
+    ours = LanguageModel(LanguageModelConfig(vocab_size=vocab))
+    our_opt = torch.optim.AdamW(ours.parameters(), lr=2e-3, weight_decay=0.01)
+    task = LanguageModelTask()
+    windows = LMWindows(data, batch, bptt)
+    stream = iter(windows)
+
+    def tutorial_step() -> None:
+        starts = torch.randint(0, len(data) - bptt - 1, (batch,))
+        rows = torch.stack([data[s : s + bptt + 1] for s in starts.tolist()])  # (B, T + 1)
+        logits = tutorial(rows[:, :-1])
+        loss = F.cross_entropy(logits.flatten(0, 1), rows[:, 1:].flatten())
+        tut_opt.zero_grad()
+        loss.backward()
+        tut_opt.step()
+
+    def our_step() -> None:
+        nonlocal stream
+        batch_ = next(stream, None)
+        if batch_ is None:
+            stream = iter(windows)
+            batch_ = next(stream)
+        loss = task.compute_loss(ours, batch_)
+        float(loss.detach())
+        our_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
+        our_opt.step()
+
+    rates: dict[str, list[float]] = {"tutorial": [], "rnnkit": []}
+    for _ in range(2):  # alternate, so a change in load hits both
+        for name, step in (("tutorial", tutorial_step), ("rnnkit", our_step)):
+            step()  # warm-up
+            count, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds / 2:
+                step()
+                count += 1
+            rates[name].append(count * batch * bptt / (time.perf_counter() - start))
+    peak = matmul_gflops()
+    flops = lstm_flops_per_char(LanguageModelConfig(vocab_size=vocab))
+    rows = []
+    for name, values in rates.items():
+        best = max(values)
+        rows.append(
+            [
+                name,
+                f"{best:,.0f}",
+                f"{best / max(rates['tutorial']):.2f}",
+                f"{best * flops / 1e9:.1f}",
+                f"{best * flops / 1e9 / peak:.0%}",
+            ]
+        )
+    rows.append(["fp32 matmul 2048^3 (ceiling)", "", "", f"{peak:.1f}", "100%"])
+    return rows
+
+
+def print_table(results: list[dict]) -> None:
+    base = next((r["val_loss"] for r in results if r["name"] == "base"), None)
+    rows = [
+        [
+            r["name"],
+            ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "(reference)",
+            f"{r['chars']:,}",
+            r["steps"],
+            f"{r['val_loss']:.4f}",
+            "" if base is None else f"{r['val_loss'] - base:+.4f}",
+            f"{r['chars_per_s']:,}",
+            r["load"],
+        ]
+        for r in results
+    ]
+    header = ["setting", "overrides", "chars", "steps", "val loss", "vs base", "chars/s", "load"]
+    print(table(header, rows))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["speed", "quality", "table"])
+    parser.add_argument("--configs", default="base", help=f"comma-separated: {', '.join(CONFIGS)}")
+    parser.add_argument("--chars", type=int, default=1_500_000, help="training chars per setting")
+    parser.add_argument("--val-chars", type=int, default=200_000, help="validation chars scored")
+    parser.add_argument("--seconds", type=float, default=20.0, help="per loop, speed mode")
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--results", type=Path, help="JSON lines to append to / read")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.mode == "table":
+        results = [json.loads(line) for line in args.results.read_text().splitlines() if line]
+        print_table(results)
+        return
+    print(machine())
+    train_ids, val_ids, vocab = corpus()
+    if args.mode == "speed":
+        header = [
+            "loop (2x256 LSTM, batch 64 x 128)",
+            "chars/s",
+            "vs tutorial",
+            "GFLOP/s",
+            "of ceiling",
+        ]
+        print(table(header, run_speed(train_ids, vocab, args.seconds)))
+        return
+    results = []
+    for name in args.configs.split(","):
+        if name not in CONFIGS:
+            parser.error(f"unknown setting {name!r}; choose from {', '.join(CONFIGS)}")
+        result = run_quality(name, train_ids, val_ids, vocab, args.chars, args.val_chars)
+        print(json.dumps(result), flush=True)
+        results.append(result)
+        if args.results:
+            with open(args.results, "a", encoding="utf-8") as f:
+                f.write(json.dumps(result) + "\n")
+    print_table(results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""The quickstart: stages by budget, run folders, the summary table against baselines, report."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import pytest
+
+from rnnkit.cli import main
+from rnnkit.cli.quickstart import stage_overrides
+from rnnkit.errors import ConfigError
+from rnnkit.quickstart import format_summary, plan, run_quickstart, unigram_nats_per_char
+
+
+def test_plan_scales_budgets_and_adds_electricity_from_8_minutes() -> None:
+    short = plan(4)
+    assert [s.name for s, _ in short] == ["sentiment", "airline", "shakespeare"]
+    long = dict((s.name, keys) for s, keys in plan(10))
+    assert list(long) == ["sentiment", "airline", "electricity", "shakespeare"]
+    assert long["sentiment"]["train.max_minutes"] == pytest.approx(3.0)
+    assert long["shakespeare"]["train.max_minutes"] == pytest.approx(3.5)
+    assert sum(keys["train.max_minutes"] for keys in long.values()) < 10
+    assert plan(10, {"airline": {"model.hidden_size": 4}})[1][1]["model.hidden_size"] == 4
+    with pytest.raises(ConfigError, match=r"unknown stages \['nope'\]"):
+        plan(10, {"nope": {}})
+    with pytest.raises(ConfigError, match="--minutes must be positive"):
+        plan(0)
+
+
+def test_unigram_baseline_is_the_character_cross_entropy() -> None:
+    # a and b equally frequent; add-one smoothing keeps them at 1/2 each: ln 2 nats per char.
+    assert unigram_nats_per_char("abab", "ba") == pytest.approx(math.log(2))
+    # an unseen character costs a finite amount: (0 + 1) / (3 + 2)
+    assert unigram_nats_per_char("aaa", "c") == pytest.approx(math.log(5))
+
+
+def test_quickstart_writes_runs_summary_and_linked_report(tiny_quickstart) -> None:
+    result = tiny_quickstart
+    out = result.out
+    assert set(result.runs) == {"sentiment", "airline", "shakespeare"}
+    for name, run_dir in result.runs.items():
+        assert run_dir == out / name
+        assert {"config.json", "model.safetensors", "report.md", "report.html"} <= {
+            p.name for p in run_dir.iterdir()
+        }
+    metrics = [(r.stage, r.metric) for r in result.rows]
+    assert metrics == [
+        ("sentiment", "test accuracy"),
+        ("airline", "backtest MASE"),
+        ("shakespeare", "loss, nats/char"),
+        ("shakespeare", "bits/char"),
+    ]
+    rows = {(r.stage, r.metric): r for r in result.rows}
+    # Balanced labels: always answering the majority class scores one half.
+    assert rows["sentiment", "test accuracy"].baseline == pytest.approx(0.5)
+    backtest = json.loads((out / "airline" / "backtest.json").read_text())
+    assert rows["airline", "backtest MASE"].baseline == backtest["seasonal_naive"]["mase"]
+    nats, bits = rows["shakespeare", "loss, nats/char"], rows["shakespeare", "bits/char"]
+    assert nats.model == pytest.approx(bits.model * math.log(2))
+    assert nats.baseline == pytest.approx(bits.baseline * math.log(2))
+    assert nats.model < nats.baseline  # even a tiny LM beats character frequencies here
+
+    summary = json.loads((out / "summary.json").read_text())
+    assert [r["metric"] for r in summary["rows"]] == [m for _, m in metrics]
+    table = format_summary(result.rows)
+    assert table.splitlines()[0].split()[:3] == ["stage", "data", "metric"]
+    assert len(table.splitlines()) == 1 + len(result.rows)
+
+    text = result.report.read_text(encoding="utf-8")
+    assert result.report == out / "report.html"
+    assert '<div id="summary">' in text and text.count("<figure>") >= 4
+    links = re.findall(r'href="([^"]+)"', text)
+    assert {"sentiment/report.html", "airline/report.html", "shakespeare/report.html"} <= set(links)
+    assert all((out / link).exists() for link in links)  # relative, and they resolve
+    assert "Example predictions" in text and "Generated sample" in text and "80% interval" in text
+
+
+def test_refuses_to_overwrite_runs_and_bad_stage_flags(tiny_quickstart, capsys) -> None:
+    with pytest.raises(ConfigError, match="already holds quickstart runs"):
+        run_quickstart(tiny_quickstart.out, 1.0)
+    assert stage_overrides(["shakespeare.model.hidden_size=64"]) == {
+        "shakespeare": {"model.hidden_size": "64"}
+    }
+    assert main(["quickstart", "--set", "hidden_size=64"]) == 2
+    assert "expected STAGE.KEY=VALUE" in capsys.readouterr().err
+
+
+def test_force_refuses_folders_that_are_not_runs(tmp_path: Path, capsys) -> None:
+    (tmp_path / "sentiment").mkdir()
+    code = main(["quickstart", "--out", str(tmp_path), "--minutes", "1", "--force"])
+    assert code == 2
+    assert "is not a run folder" in capsys.readouterr().err
+    assert (tmp_path / "sentiment").is_dir()
+
+
+def test_time_early_stages_leave_unused_goes_to_later_ones(tmp_path: Path, monkeypatch) -> None:
+    import rnnkit.quickstart as qs
+
+    budgets = {}
+
+    def train(task, out_dir, keys, callbacks=()):
+        budgets[Path(out_dir).name] = keys["train.max_minutes"]
+        return Path(out_dir)
+
+    monkeypatch.setattr(qs.runs, "train", train)
+    monkeypatch.setattr(qs, "_SCORERS", dict.fromkeys(qs._SCORERS, lambda run, n: ([], {})))
+    monkeypatch.setattr(qs, "_write_summary", lambda *args: None)
+    # Stages that finish at once pass their whole share on; a budget set by hand stays as set.
+    run_quickstart(tmp_path, 10, overrides={"airline": {"train.max_minutes": "0.5"}})
+    assert budgets["sentiment"] == pytest.approx(3.0)
+    assert budgets["airline"] == "0.5"
+    assert budgets["electricity"] == pytest.approx(3.0 + 1.2, abs=0.01)
+    assert budgets["shakespeare"] == pytest.approx(3.0 + 1.2 + 3.5, abs=0.01)
