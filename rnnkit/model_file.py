@@ -523,6 +523,41 @@ def check_finite(tensors: Mapping[str, torch.Tensor], path: str | Path) -> None:
             )
 
 
+def split_aliases(
+    state: Mapping[str, torch.Tensor],
+) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Separate a state dict's tied names from the tensors they share.
+
+    A module reachable under two names (a classifier's embedding inside its `EmbeddingDropout`)
+    and a tied weight (an LM's decoder = its embedding, Press & Wolf, 2017) appear in
+    `state_dict()` once per name, all views of one storage. The model file holds each tensor
+    once, under its first name; the model built from config.json re-creates the ties.
+
+    Args:
+        state: a `state_dict()`.
+
+    Returns:
+        (name -> tensor for the first name of each storage, alias -> that first name).
+    """
+    first: dict[tuple[int, int, tuple[int, ...], tuple[int, ...], torch.dtype], str] = {}
+    unique: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}
+    for name, tensor in state.items():
+        key = (
+            tensor.untyped_storage().data_ptr(),
+            tensor.storage_offset(),
+            tuple(tensor.shape),
+            tuple(tensor.stride()),
+            tensor.dtype,
+        )
+        if tensor.numel() and key in first:
+            aliases[name] = first[key]
+        else:
+            first.setdefault(key, name)
+            unique[name] = tensor
+    return unique, aliases
+
+
 def load_tensors(
     path: str | Path, expected: Mapping[str, torch.Tensor], device: str = "cpu"
 ) -> dict[str, torch.Tensor]:
@@ -542,11 +577,16 @@ def load_tensors(
     """
     path = Path(path)
     header = read_header(path)
-    check_tensors(header, expected, path)
+    unique, aliases = split_aliases(expected)
+    # Files written before tied names were saved once still hold the aliases: accept them.
+    written = {k: v for k, v in expected.items() if k in unique or k in header.tensors}
+    check_tensors(header, written, path)
     try:
         with safe_open(str(path), framework="pt", device=device) as f:
             tensors = {k: f.get_tensor(k) for k in header.tensors}
     except Exception as exc:  # our checks passed, so this is the library disagreeing
         raise ModelFileError(f"not a readable safetensors file: {exc}", path=path) from exc
     check_finite(tensors, path)
+    for alias, name in aliases.items():
+        tensors.setdefault(alias, tensors[name])
     return tensors

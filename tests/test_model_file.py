@@ -237,6 +237,19 @@ def test_wrong_shape_same_size(broken) -> None:
     )
 
 
+def test_tied_tensors_are_stored_once_and_older_files_with_both_names_still_load(broken) -> None:
+    names = set(read_header(broken / WEIGHTS).tensors)
+    # the classifier's embedding is reachable as `embedding` and inside `embed` (its dropout)
+    assert "embedding.weight" in names and "embed.embedding.weight" not in names
+    tensors = load_file(broken / WEIGHTS)
+    tensors["embed.embedding.weight"] = tensors["embedding.weight"].clone()
+    save_file(tensors, broken / WEIGHTS)  # the layout written before ties were saved once
+    predictor = rnnkit.load(broken)
+    model = predictor.model
+    assert model.embed.embedding.weight.data_ptr() == model.embedding.weight.data_ptr()
+    torch.testing.assert_close(model.embedding.weight, tensors["embedding.weight"])
+
+
 def _rewrite(run: Path, edit: Callable[[dict[str, torch.Tensor]], None]) -> None:
     tensors = load_file(run / WEIGHTS)
     edit(tensors)

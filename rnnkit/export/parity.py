@@ -29,10 +29,13 @@ from rnnkit.errors import RnnkitError
 from rnnkit.export.graphs import GraphSpec, build_graph, example_inputs
 from rnnkit.io import atomic_write_json
 
-#: Largest absolute output difference accepted against the eager fp32 model, per format. fp32
-#: backends differ from eager only in summation order and fused kernels (measured ~1e-7 on tiny
-#: models, ~1e-6 on the defaults), so 1e-4 leaves room for long sequences and still catches any
-#: wrong weight or wiring. Quantized formats are judged by their metric change instead.
+#: Largest output difference accepted against the eager fp32 model, per format. The difference is
+#: absolute for outputs within [-1, 1] (probabilities, hidden states) and relative to the output's
+#: largest magnitude beyond that: an LSTM's cell state and a model's logits grow with sequence
+#: length (the trained Shakespeare LM's `c_out` reaches ~15 at length 257, where fp32 summation
+#: order alone moves it by 2e-4). fp32 backends differ from eager only in summation order and fused
+#: kernels (~1e-7 on tiny models), so 1e-4 still catches any wrong weight or wiring. Quantized
+#: formats are judged by their metric change instead.
 TOLERANCES: dict[str, float] = {"onnx": 1e-4, "torchscript": 1e-4}
 
 #: Batch sizes and short sequence lengths every parity report covers.
@@ -54,9 +57,9 @@ class ParityCase:
         kind: "random", "real" or "stream" (chunks with the state carried vs one pass).
         batch_size: B.
         seq_len: T (the whole sequence for "stream").
-        max_abs_diff: the largest absolute difference over all outputs.
+        max_abs_diff: the largest difference over all outputs (see `compare`).
         worst_output: the output where it occurred.
-        diffs: max abs difference per output.
+        diffs: max difference per output (absolute within [-1, 1], relative beyond; see `compare`).
     """
 
     kind: str
@@ -73,7 +76,7 @@ class ParityReport:
 
     Attributes:
         format: the export format ("onnx", "torchscript", ...).
-        tolerance: the largest accepted absolute difference.
+        tolerance: the largest accepted difference (see `TOLERANCES`).
         cases: the comparisons made.
     """
 
@@ -98,7 +101,7 @@ class ParityReport:
     def describe(self, case: ParityCase) -> str:
         return (
             f"{case.kind} inputs, batch {case.batch_size}, length {case.seq_len}, "
-            f"output {case.worst_output!r}: max abs diff {case.max_abs_diff:.3g}"
+            f"output {case.worst_output!r}: max diff {case.max_abs_diff:.3g}"
         )
 
     def raise_if_failed(self, where: str | Path = "") -> None:
@@ -126,7 +129,7 @@ class ParityReport:
 
     def table(self) -> str:
         """The cases as a fixed-width text table."""
-        lines = [f"{'inputs':<8} {'batch':>5} {'length':>6}  {'max abs diff':>12}  output"]
+        lines = [f"{'inputs':<8} {'batch':>5} {'length':>6}  {'max diff':>12}  output"]
         for c in self.cases:
             lines.append(
                 f"{c.kind:<8} {c.batch_size:>5} {c.seq_len:>6}  {c.max_abs_diff:>12.3g}  "
@@ -185,14 +188,18 @@ def _state_list(state: Any) -> list[torch.Tensor]:
 def compare(
     reference: dict[str, np.ndarray], got: dict[str, np.ndarray], names: Iterable[str]
 ) -> dict[str, float]:
-    """Max abs difference per output; a shape mismatch or NaN counts as infinite."""
+    """Max difference per output, scaled as `TOLERANCES` says: |a - b| / max(1, max |a|).
+
+    A shape mismatch or NaN counts as infinite.
+    """
     diffs = {}
     for name in names:
-        a, b = reference[name], np.asarray(got[name])
+        a, b = reference[name].astype(np.float64), np.asarray(got[name])
         if a.shape != b.shape:
             diffs[name] = float("inf")
             continue
-        diff = float(np.max(np.abs(a.astype(np.float64) - b))) if a.size else 0.0
+        scale = max(1.0, float(np.max(np.abs(a)))) if a.size else 1.0
+        diff = float(np.max(np.abs(a - b))) / scale if a.size else 0.0
         diffs[name] = diff if np.isfinite(diff) else float("inf")
     return diffs
 

@@ -64,6 +64,7 @@ from rnnkit.export.metric_change import (
 )
 from rnnkit.export.parity import Runner
 from rnnkit.io import atomic_write_bytes, atomic_write_json
+from rnnkit.model_file import split_aliases
 
 __all__ = [
     "DEFAULT_INT8",
@@ -333,17 +334,11 @@ def save_bf16(module: nn.Module, path: Path) -> Path:
     """The module's floating weights as bfloat16 safetensors (shared weights saved once)."""
     from safetensors.torch import save
 
-    state = {
+    unique, _ = split_aliases(module.state_dict())  # tied weights (LM decoder = embedding) once
+    tensors = {
         k: (v.to(torch.bfloat16) if v.is_floating_point() else v).contiguous()
-        for k, v in module.state_dict().items()
+        for k, v in unique.items()
     }
-    unique: dict[int, str] = {}
-    tensors = {}
-    for key, tensor in state.items():
-        pointer = id(module.state_dict()[key].untyped_storage())
-        if pointer not in unique:  # tied weights (LM decoder = embedding) once
-            unique[pointer] = key
-            tensors[key] = tensor
     atomic_write_bytes(path, save(tensors))
     return path
 

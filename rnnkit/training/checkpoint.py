@@ -9,6 +9,7 @@ No pickle: `torch.save`/`torch.load` are not used.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from safetensors.torch import save
 
 from rnnkit.errors import DataError
 from rnnkit.io import atomic_write_bytes
+from rnnkit.model_file import load_tensors, split_aliases
 
 FORMAT = "rnnkit-checkpoint/1"
 
@@ -28,8 +30,24 @@ def _contiguous(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def save_weights(model: torch.nn.Module, path: str | Path, metadata: dict[str, str] | None = None):
-    """Write `model.state_dict()` to a safetensors file atomically (tied tensors saved apart)."""
-    atomic_write_bytes(path, save(_contiguous(model.state_dict()), metadata=metadata))
+    """Write `model.state_dict()` to a safetensors file atomically, each tied tensor once.
+
+    Read it back with `load_weights_file`, which restores the tied names.
+    """
+    save_state(model.state_dict(), path, metadata)
+
+
+def save_state(
+    state: Mapping[str, torch.Tensor], path: str | Path, metadata: dict[str, str] | None = None
+) -> None:
+    """`save_weights` for a state dict (e.g. a snapshot of the best epoch's weights)."""
+    unique, _ = split_aliases(state)
+    atomic_write_bytes(path, save(_contiguous(unique), metadata=metadata))
+
+
+def load_weights_file(model: torch.nn.Module, path: str | Path, device: str = "cpu") -> None:
+    """Load a file written by `save_weights` (validated by `rnnkit.model_file`) into `model`."""
+    model.load_state_dict(load_tensors(path, model.state_dict(), device))
 
 
 def save_checkpoint(

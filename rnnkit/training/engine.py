@@ -21,12 +21,17 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import torch
-from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from rnnkit.errors import ConfigError, RnnkitError
 from rnnkit.io import atomic_write_text
-from rnnkit.training.checkpoint import load_checkpoint, save_checkpoint, save_weights
+from rnnkit.model_file import split_aliases
+from rnnkit.training.checkpoint import (
+    load_checkpoint,
+    load_weights_file,
+    save_checkpoint,
+    save_state,
+)
 from rnnkit.training.precision import Precision, resolve_device, resolve_precision
 from rnnkit.training.schedule import SCHEDULES, lr_factor
 
@@ -60,6 +65,11 @@ class TrainConfig:
             instead of steps (warm-up and decay fit the budget whatever the machine's speed),
             and the epoch in progress ends when the budget is spent; its evaluation and
             checkpoint follow, and the best weights are kept. None trains for `epochs`.
+        checkpoint_seconds: how often, at most, the run folder is brought up to date (best
+            weights, `metrics.jsonl`, the resume checkpoint); it always is after the first and
+            the last epoch. On a tiny series an epoch takes milliseconds and saving after each
+            one took as long as the training; a crash loses at most this much work. 0 saves
+            after every epoch.
     """
 
     epochs: int = 10
@@ -75,6 +85,7 @@ class TrainConfig:
     seed: int = 0
     patience: int | None = 3
     max_minutes: float | None = None
+    checkpoint_seconds: float = 30.0
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -91,6 +102,10 @@ class TrainConfig:
             raise ConfigError(f"clip_norm must be positive or none, got {self.clip_norm}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"max_minutes must be positive or none, got {self.max_minutes}")
+        if not self.checkpoint_seconds >= 0:
+            raise ConfigError(
+                f"checkpoint_seconds must be 0 or more, got {self.checkpoint_seconds}"
+            )
 
 
 @dataclass
@@ -245,6 +260,8 @@ def fit(
         cb.on_train_begin(state)
     started = time.perf_counter() - spent_before
     budget = Budget(started, config.max_minutes)
+    saved_at = time.perf_counter()  # when the run folder was last brought up to date
+    best_weights: dict[str, Tensor] | None = None  # improved weights not yet written
     for epoch in range(start_epoch, config.epochs + 1):
         state.epoch = epoch
         sampler = getattr(train_loader, "batch_sampler", None)
@@ -282,15 +299,24 @@ def fit(
         value = metrics[task.monitor]
         if _improved(value, state.best, task.monitor_mode):
             state.best, state.best_epoch, stale = value, epoch, 0
-            if run_path is not None:
-                run_path.mkdir(parents=True, exist_ok=True)
-                save_weights(model, run_path / "model.safetensors")
+            if run_path is not None:  # kept in memory until the next save (see below)
+                unique, _ = split_aliases(model.state_dict())  # ties re-made on load
+                best_weights = {k: v.detach().to("cpu", copy=True) for k, v in unique.items()}
         else:
             stale += 1
         logger.debug("epoch %d: %s", epoch, json.dumps(record))
         for cb in callbacks:
             cb.on_epoch_end(state)
-        if run_path is not None:
+        stopped_early = config.patience is not None and stale >= config.patience
+        last = stopped_early or state.stop or budget.spent() or epoch == config.epochs
+        due = time.perf_counter() - saved_at >= config.checkpoint_seconds
+        if run_path is not None and (last or due or epoch == start_epoch):
+            # Best weights, records and checkpoint move together, so a resume never pairs
+            # new counters with old weights.
+            run_path.mkdir(parents=True, exist_ok=True)
+            if best_weights is not None:
+                save_state(best_weights, run_path / "model.safetensors")
+                best_weights = None
             atomic_write_text(
                 run_path / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records)
             )
@@ -306,9 +332,9 @@ def fit(
             }
             assert last_ckpt is not None
             save_checkpoint(last_ckpt, model, optimizer, info)
-        if config.patience is not None and stale >= config.patience:
+            saved_at = time.perf_counter()
+        if stopped_early:
             logger.info("no %s improvement for %d epochs: stopping", task.monitor, stale)
-            stopped_early = True
             break
         if state.stop:
             break
@@ -318,7 +344,7 @@ def fit(
     for cb in callbacks:
         cb.on_train_end(state)
     if run_path is not None and (run_path / "model.safetensors").is_file():
-        model.load_state_dict(load_file(run_path / "model.safetensors", device=str(device)))
+        load_weights_file(model, run_path / "model.safetensors", device=str(device))
     return FitResult(
         records,
         state.best,

@@ -160,17 +160,15 @@ def test_cli_export_prints_the_parity_table(tiny_run, tmp_path, capsys) -> None:
     assert "is the run folder itself" in capsys.readouterr().err
 
 
-def test_cli_quantize_runs_the_quantize_module_or_says_it_is_missing(
+def test_cli_quantize_writes_the_int8_model_beside_the_fp32_export(
     tiny_run, tmp_path, capsys
 ) -> None:
-    import importlib.util
-
     run = tiny_run("classification", "lstm")
     args = ["export", str(run), "--quantize", "int8", "--out", str(tmp_path / "q")]
-    if importlib.util.find_spec("rnnkit.export.quantize") is None:
-        assert main(args) == 2
-        assert "rnnkit.export.quantize is missing" in capsys.readouterr().err
-        return
+    assert main([*args, "--quantize-method", "torch-dynamic", "--format", "onnx"]) == 2
+    assert "writes torchscript, not --format onnx" in capsys.readouterr().err
+    assert main(["export", str(run), "--quantize-method", "bf16"]) == 2
+    assert "--quantize-method needs --quantize int8" in capsys.readouterr().err
     assert main([*args, "--allow-metric-change"]) == 0
     out = capsys.readouterr().out
     assert "fp32 onnx parity: worst" in out and "model.int8.onnx" in out

@@ -239,3 +239,35 @@ def test_schedules() -> None:
     cosine = [lr_factor("cosine", s, total, 0.0) for s in range(total)]
     assert cosine[0] == pytest.approx(1.0) and cosine == sorted(cosine, reverse=True)
     assert all(lr_factor("constant", s, total, 0.1) == 1.0 for s in range(total))
+
+
+@pytest.mark.parametrize(("seconds", "saved_after"), [(0.0, [1, 2, 3, 4]), (1e9, [1, 4])])
+def test_the_run_folder_is_saved_after_the_first_and_last_epoch_and_when_due(
+    tmp_path, monkeypatch, seconds, saved_after
+) -> None:
+    import rnnkit.training.engine as engine
+
+    saved: list[int] = []
+    real = engine.save_checkpoint
+    monkeypatch.setattr(
+        engine,
+        "save_checkpoint",
+        lambda path, m, o, info: [saved.append(info["epoch"]), real(path, m, o, info)],
+    )
+    train, val = token_occurs_data(128, 0), token_occurs_data(32, 1)
+    model = tiny_model("gru", seed=3)
+    result = fit(
+        model,
+        TokenTask(),
+        loader(*train),
+        loader(*val, shuffle=False),
+        replace(FAST, epochs=4, checkpoint_seconds=seconds),
+        run_dir=tmp_path,
+    )
+    assert saved == saved_after
+    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 4
+    # the weights left in the model (and on disk) are the best epoch's, whenever it was
+    best = load_file(tmp_path / "model.safetensors")
+    assert result.best_epoch is not None
+    for name, tensor in best.items():
+        torch.testing.assert_close(model.state_dict()[name], tensor)
