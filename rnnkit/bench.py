@@ -45,8 +45,9 @@ BACKENDS = (
 )
 
 
-#: Each int8 backend's size is compared with the fp32 file of the same format (the run's
-#: `model.safetensors` is no fair base: it holds a classifier's embedding under two names).
+#: Each int8 backend's size is compared with the fp32 file of the same format: like for like
+#: (the run's `model.safetensors` holds no graph, and runs written before tied tensors were
+#: saved once hold a classifier's embedding twice).
 SIZE_BASE = {
     "torch int8": "torchscript",
     "onnxruntime int8": "onnxruntime fp32",

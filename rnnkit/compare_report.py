@@ -16,7 +16,7 @@ from matplotlib.ticker import MaxNLocator
 
 from rnnkit.compare import VIEWS, read_records
 from rnnkit.io import atomic_write_json, atomic_write_text
-from rnnkit.report import _pretty, _save
+from rnnkit.report import pretty_name, save_figure
 
 #: one colour per cell, fixed so RNN/LSTM/GRU look the same in every chart.
 CELL_COLORS = {"rnn": "#1f77b4", "lstm": "#d62728", "gru": "#2ca02c"}
@@ -43,7 +43,7 @@ def plot_curves(curves: Curves, metric: str, path: str | Path, *, title: str = "
     """
     fig = Figure(figsize=(11, 7.5), layout="constrained")
     axes = fig.subplots(2, 2, sharex="col")
-    rows = (("val_loss", "validation loss"), (metric, _pretty(metric)))
+    rows = (("val_loss", "validation loss"), (metric, pretty_name(metric)))
     for i, (cell, seeds) in enumerate(curves.items()):
         color = _color(cell, i)
         for j, (seed, records) in enumerate(seeds):
@@ -72,7 +72,7 @@ def plot_curves(curves: Curves, metric: str, path: str | Path, *, title: str = "
         ax.tick_params(labelsize=9)
     axes[0][0].legend(fontsize=9, frameon=False)
     fig.suptitle(title or "Learning curves", fontsize=13)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_summary(report: Mapping[str, Any], path: str | Path) -> Path:
@@ -123,7 +123,7 @@ def plot_summary(report: Mapping[str, Any], path: str | Path) -> Path:
         f"{report['data']}: {len(seeds)} seed{'s' if len(seeds) > 1 else ''} per cell",
         fontsize=12,
     )
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_outputs(out: Path, report: Mapping[str, Any]) -> None:

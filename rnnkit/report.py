@@ -48,7 +48,7 @@ _MISSING = "—"
 # --------------------------------------------------------------------------------------- helpers
 
 
-def _save(fig: Figure, path: str | Path) -> Path:
+def save_figure(fig: Figure, path: str | Path) -> Path:
     """Render `fig` to PNG in memory, then write it atomically; the figure is released after."""
     path = Path(path)
     buf = io.BytesIO()
@@ -105,7 +105,7 @@ def _pick_metric(records: Sequence[Mapping[str, Any]]) -> str | None:
     return seen[0] if seen else None
 
 
-def _pretty(key: str) -> str:
+def pretty_name(key: str) -> str:
     """'val_macro_f1' -> 'validation macro F1'."""
     words = key.split("_")
     if words and words[0] == "val":
@@ -200,7 +200,7 @@ def plot_loss(
     bottom = ax
     if ax2 is not None:
         ax2.plot(*extra, color=_METRIC_COLOR, **style)
-        ax2.set_ylabel(_pretty(metric or ""), fontsize=11)
+        ax2.set_ylabel(pretty_name(metric or ""), fontsize=11)
         ax2.grid(alpha=0.3)
         bottom = ax2
     bottom.set_xlabel("epoch", fontsize=11)
@@ -211,7 +211,7 @@ def plot_loss(
     for a in (ax, ax2):
         if a is not None:
             a.tick_params(labelsize=9)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------- confusion plot
@@ -319,7 +319,7 @@ def plot_confusion(
         acc = f", accuracy {100 * np.trace(cm) / n:.1f}%" if n else ""
         title = f"Confusion matrix (n = {n}{acc})"
     ax.set_title(title, fontsize=12)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # ------------------------------------------------------------------------------------- report.md
@@ -418,6 +418,7 @@ def write_report(
     metrics: Mapping[str, Any] | None,
     records: Sequence[Mapping[str, Any]],
     images: Mapping[str, str],
+    sections: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Write `run_dir/report.md`: what ran, how it scored, how training went, and the plots.
 
@@ -435,6 +436,7 @@ def write_report(
         metrics: test metrics, or None when there was no test split.
         records: `metrics.jsonl` lines, one per epoch (may be empty).
         images: alt text -> image path relative to `run_dir`, e.g. `{"loss": "loss.png"}`.
+        sections: (heading, Markdown) pairs added at the end, e.g. a language model's sample.
 
     Returns:
         The path of `report.md`.
@@ -452,6 +454,8 @@ def write_report(
             lines += [f"![{alt_text}]({_image_target(run_dir, target)})", ""]
     lines += ["## Training", ""]
     lines += [*_records_table(records), ""] if records else ["No epochs recorded.", ""]
+    for heading, body in sections:
+        lines += [f"## {heading}", "", body, ""]
     path = run_dir / "report.md"
     atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")
     return path

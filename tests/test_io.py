@@ -21,7 +21,10 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp_file(tmp_path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="POSIX permission bits")
+@pytest.mark.skipif(
+    sys.platform == "win32",
+    reason="Windows files have no POSIX mode bits; atomic_open skips fchmod there",
+)
 def test_written_files_follow_the_umask_not_mkstemps_private_mode(tmp_path) -> None:
     old = os.umask(0o022)
     try:

@@ -11,7 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from rnnkit.io import atomic_write_json
-from rnnkit.report import _save, plot_loss, write_report
+from rnnkit.report import plot_loss, save_figure, write_report
 from rnnkit.report_html import backtest_table, write_html_report
 
 #: metric name -> how the table prints it
@@ -64,7 +64,7 @@ def plot_forecast(
     ax.legend(loc="upper left", fontsize="small")
     fig.autofmt_xdate()
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_backtest(

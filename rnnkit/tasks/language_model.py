@@ -297,10 +297,8 @@ def _write_outputs(run_dir, config, model_cfg, result, metrics, sample, seconds)
         records=result.records,
         images=images,
     )
-    write_report(run_dir, **report)
-    with open(run_dir / "report.md", "a", encoding="utf-8") as f:
-        f.write(f"\n## Sample (temperature {config.sample.temperature})\n\n```\n{sample}\n```\n")
     heading = f"Sample (temperature {config.sample.temperature})"
+    write_report(run_dir, **report, sections=[(heading, f"```\n{sample}\n```")])
     write_html_report(run_dir, **report, sections=[(heading, pre(sample))])
 
 
