@@ -7,8 +7,9 @@
 
 `speed`: chars/s of the tutorial loop (one `nn.LSTM(num_layers=2)`, hidden 256, batch 64 x
 sequence 128 random windows, Adam, fp32) and of rnnkit's training step (`LanguageModel` +
-`LanguageModelTask`, carried state, AdamW, clipping), alternating, plus a large fp32 matrix
-product's GFLOP/s: the machine's ceiling, against which each loop's useful LSTM FLOPs are put.
+`LanguageModelTask`, carried state, AdamW, clipping) at the tutorial's shape and at rnnkit's
+default (bptt 32; fp32, and bf16 autocast where the CPU runs a bf16 LSTM), alternating, plus a
+large fp32 matrix product's GFLOP/s, against which each loop's useful LSTM FLOPs are put.
 
 `quality`: for each named setting in `CONFIGS`, train with rnnkit's `fit` on the first `--chars`
 characters of shakespeare's training part (one pass, the schedule run on steps, so machine load
@@ -44,11 +45,18 @@ from rnnkit.tasks.language_model import LMDataConfig, LMRunConfig, load_text
 from rnnkit.tasks.lm_task import LanguageModelTask, encode_stream
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, TrainState, fit
+from rnnkit.training.precision import cpu_supports_bf16_lstm
 
 # Every setting starts from `rnnkit train lm`'s defaults with these pinned: the settings of the
 # recorded 10-minute run before this sweep (bptt 128), so recorded rows stay comparable when the
 # defaults move.
-REFERENCE: dict[str, Any] = {"data.bptt": 128}
+REFERENCE: dict[str, Any] = {
+    "data.bptt": 128,
+    "train.batch_size": 64,
+    "train.lr": 3e-3,
+    "model.dropout": 0.0,
+    "model.rnn_dropout": 0.0,
+}
 
 # name -> overrides on top of REFERENCE (model., train., data. keys)
 CONFIGS: dict[str, dict[str, Any]] = {
@@ -77,6 +85,22 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "reset-bptt32": {"data.carry_state": False, "data.bptt": 32},
     "bptt64-lr5e-3": {"data.bptt": 64, "train.lr": 5e-3},
     "gru-bptt64": {"model.cell": "gru", "data.bptt": 64},
+    # rnnkit's defaults since session 3 (REFERENCE's pins undone)
+    "default": {
+        "data.bptt": 32,
+        "train.batch_size": 32,
+        "train.lr": 5e-3,
+        "model.dropout": 0.1,
+        "model.rnn_dropout": 0.1,
+    },
+    "default-reset": {
+        "data.bptt": 32,
+        "train.batch_size": 32,
+        "train.lr": 5e-3,
+        "model.dropout": 0.1,
+        "model.rnn_dropout": 0.1,
+        "data.carry_state": False,
+    },
 }
 
 
@@ -124,10 +148,12 @@ class StepTimer(Callback):
         self.last = time.perf_counter()
 
 
-def run_quality(name: str, train_ids, val_ids, vocab: int, chars: int, val_chars: int) -> dict:
+def run_quality(
+    name: str, train_ids, val_ids, vocab: int, chars: int, val_chars: int, precision: str
+) -> dict:
     cfg = configure(name, vocab)
     train_cfg = replace(
-        cfg.train, epochs=1, max_minutes=None, patience=None, device="cpu", precision="fp32"
+        cfg.train, epochs=1, max_minutes=None, patience=None, device="cpu", precision=precision
     )
     # One pass over the first `chars` characters: B contiguous rows, windows of bptt.
     loader = LMWindows(
@@ -144,6 +170,7 @@ def run_quality(name: str, train_ids, val_ids, vocab: int, chars: int, val_chars
     return {
         "name": name,
         "overrides": CONFIGS[name],
+        "precision": result.precision,
         "chars": seen,
         "steps": len(loader),
         "val_loss": round(result.records[-1]["val_loss"], 4),
@@ -171,17 +198,13 @@ class TutorialLM(nn.Module):
 
 def run_speed(train_ids, vocab: int, seconds: float) -> list[list[object]]:
     data = torch.as_tensor(train_ids[:2_000_000], dtype=torch.long)
-    batch, bptt = 64, 128
+    batch = 64
     torch.manual_seed(0)
     tutorial = TutorialLM(vocab)
     tut_opt = torch.optim.Adam(tutorial.parameters(), lr=2e-3)
-    ours = LanguageModel(LanguageModelConfig(vocab_size=vocab))
-    our_opt = torch.optim.AdamW(ours.parameters(), lr=2e-3, weight_decay=0.01)
-    task = LanguageModelTask()
-    windows = LMWindows(data, batch, bptt)
-    stream = iter(windows)
 
     def tutorial_step() -> None:
+        bptt = 128
         starts = torch.randint(0, len(data) - bptt - 1, (batch,))
         rows = torch.stack([data[s : s + bptt + 1] for s in starts.tolist()])  # (B, T + 1)
         logits = tutorial(rows[:, :-1])
@@ -190,30 +213,50 @@ def run_speed(train_ids, vocab: int, seconds: float) -> list[list[object]]:
         loss.backward()
         tut_opt.step()
 
-    def our_step() -> None:
-        nonlocal stream
-        batch_ = next(stream, None)
-        if batch_ is None:
-            stream = iter(windows)
-            batch_ = next(stream)
-        loss = task.compute_loss(ours, batch_)
-        float(loss.detach())
-        our_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(ours.parameters(), 1.0)
-        our_opt.step()
+    def rnnkit_step(bptt: int, bf16: bool):
+        """rnnkit's training step: `LanguageModelTask` (carried state), AdamW, clipping."""
+        model = LanguageModel(LanguageModelConfig(vocab_size=vocab))
+        opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
+        task = LanguageModelTask()
+        windows = LMWindows(data, batch, bptt)
+        stream = iter(windows)
 
-    rates: dict[str, list[float]] = {"tutorial": [], "rnnkit": []}
-    for _ in range(2):  # alternate, so a change in load hits both
-        for name, step in (("tutorial", tutorial_step), ("rnnkit", our_step)):
+        def step() -> None:
+            nonlocal stream
+            batch_ = next(stream, None)
+            if batch_ is None:
+                stream = iter(windows)
+                batch_ = next(stream)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = task.compute_loss(model, batch_)
+            float(loss.detach())
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+
+        return step
+
+    loops = {
+        "tutorial (bptt 128, random windows, fp32)": tutorial_step,
+        "rnnkit (bptt 128, fp32)": rnnkit_step(128, False),
+        "rnnkit (bptt 32, fp32)": rnnkit_step(32, False),
+    }
+    if cpu_supports_bf16_lstm():  # what `--precision auto` picks on this CPU
+        loops["rnnkit (bptt 32, bf16 autocast)"] = rnnkit_step(32, True)
+    chars_per_step = {name: batch * (128 if "128" in name else 32) for name in loops}
+    rates: dict[str, list[float]] = {name: [] for name in loops}
+    for _ in range(2):  # alternate, so a change in load hits every loop
+        for name, step in loops.items():
             step()  # warm-up
             count, start = 0, time.perf_counter()
             while time.perf_counter() - start < seconds / 2:
                 step()
                 count += 1
-            rates[name].append(count * batch * bptt / (time.perf_counter() - start))
+            rates[name].append(count * chars_per_step[name] / (time.perf_counter() - start))
     peak = matmul_gflops()
     flops = lstm_flops_per_char(LanguageModelConfig(vocab_size=vocab))
+    tutorial_rate = max(next(iter(rates.values())))
     rows = []
     for name, values in rates.items():
         best = max(values)
@@ -221,12 +264,12 @@ def run_speed(train_ids, vocab: int, seconds: float) -> list[list[object]]:
             [
                 name,
                 f"{best:,.0f}",
-                f"{best / max(rates['tutorial']):.2f}",
+                f"{best / tutorial_rate:.2f}",
                 f"{best * flops / 1e9:.1f}",
                 f"{best * flops / 1e9 / peak:.0%}",
             ]
         )
-    rows.append(["fp32 matmul 2048^3 (ceiling)", "", "", f"{peak:.1f}", "100%"])
+    rows.append(["fp32 matmul 2048^3 (the fp32 ceiling)", "", "", f"{peak:.1f}", "100%"])
     return rows
 
 
@@ -236,6 +279,7 @@ def print_table(results: list[dict]) -> None:
         [
             r["name"],
             ", ".join(f"{k}={v}" for k, v in r["overrides"].items()) or "(reference)",
+            r.get("precision", "fp32"),
             f"{r['chars']:,}",
             r["steps"],
             f"{r['val_loss']:.4f}",
@@ -245,7 +289,8 @@ def print_table(results: list[dict]) -> None:
         ]
         for r in results
     ]
-    header = ["setting", "overrides", "chars", "steps", "val loss", "vs base", "chars/s", "load"]
+    header = ["setting", "overrides", "precision", "chars", "steps", "val loss", "vs base"]
+    header += ["chars/s", "load"]
     print(table(header, rows))
 
 
@@ -258,6 +303,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="per loop, speed mode")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--results", type=Path, help="JSON lines to append to / read")
+    parser.add_argument(
+        "--precision",
+        default="fp32",
+        choices=["fp32", "bf16", "auto"],
+        help="quality mode: training precision (validation runs in the same)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.mode == "table":
@@ -268,11 +319,11 @@ def main() -> None:
     train_ids, val_ids, vocab = corpus()
     if args.mode == "speed":
         header = [
-            "loop (2x256 LSTM, batch 64 x 128)",
+            "loop (2x256 LSTM, batch 64)",
             "chars/s",
             "vs tutorial",
             "GFLOP/s",
-            "of ceiling",
+            "of fp32 matmul",
         ]
         print(table(header, run_speed(train_ids, vocab, args.seconds)))
         return
@@ -280,7 +331,9 @@ def main() -> None:
     for name in args.configs.split(","):
         if name not in CONFIGS:
             parser.error(f"unknown setting {name!r}; choose from {', '.join(CONFIGS)}")
-        result = run_quality(name, train_ids, val_ids, vocab, args.chars, args.val_chars)
+        result = run_quality(
+            name, train_ids, val_ids, vocab, args.chars, args.val_chars, args.precision
+        )
         print(json.dumps(result), flush=True)
         results.append(result)
         if args.results:
