@@ -200,6 +200,27 @@ class TutorialLM(nn.Module):
         return self.decoder(out), state  # (B, T, V)
 
 
+TUTORIAL_BATCH, TUTORIAL_BPTT = 64, 128
+
+
+def tutorial_loop(data: torch.Tensor, vocab: int):
+    """The tutorial model and its training step: random windows from zeros, Adam 2e-3, fp32."""
+    model = TutorialLM(vocab)
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    batch, bptt = TUTORIAL_BATCH, TUTORIAL_BPTT
+
+    def step() -> None:
+        starts = torch.randint(0, len(data) - bptt - 1, (batch,))
+        rows = torch.stack([data[s : s + bptt + 1] for s in starts.tolist()])  # (B, T + 1)
+        logits, _ = model(rows[:, :-1])
+        loss = F.cross_entropy(logits.flatten(0, 1), rows[:, 1:].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    return model, step
+
+
 def run_tutorial(train_ids, val_ids, vocab: int, seconds: float) -> dict:
     """The issue's reference loop trained for `seconds`, then scored on the whole validation part.
 
@@ -208,20 +229,12 @@ def run_tutorial(train_ids, val_ids, vocab: int, seconds: float) -> dict:
     from zeros) and rnnkit's (one stream per row, state carried), the latter comparable with
     `rnnkit evaluate`.
     """
-    data = torch.as_tensor(train_ids, dtype=torch.long)
-    batch, bptt = 64, 128
+    batch, bptt = TUTORIAL_BATCH, TUTORIAL_BPTT
     torch.manual_seed(0)
-    model = TutorialLM(vocab)
-    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    model, step = tutorial_loop(torch.as_tensor(train_ids, dtype=torch.long), vocab)
     steps, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
-        starts = torch.randint(0, len(data) - bptt - 1, (batch,))
-        rows = torch.stack([data[s : s + bptt + 1] for s in starts.tolist()])  # (B, T + 1)
-        logits, _ = model(rows[:, :-1])
-        loss = F.cross_entropy(logits.flatten(0, 1), rows[:, 1:].flatten())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+        step()
         steps += 1
     trained = time.perf_counter() - start
     model.eval()
@@ -250,18 +263,7 @@ def run_speed(train_ids, vocab: int, seconds: float) -> list[list[object]]:
     data = torch.as_tensor(train_ids[:2_000_000], dtype=torch.long)
     batch = 64
     torch.manual_seed(0)
-    tutorial = TutorialLM(vocab)
-    tut_opt = torch.optim.Adam(tutorial.parameters(), lr=2e-3)
-
-    def tutorial_step() -> None:
-        bptt = 128
-        starts = torch.randint(0, len(data) - bptt - 1, (batch,))
-        rows = torch.stack([data[s : s + bptt + 1] for s in starts.tolist()])  # (B, T + 1)
-        logits, _ = tutorial(rows[:, :-1])
-        loss = F.cross_entropy(logits.flatten(0, 1), rows[:, 1:].flatten())
-        tut_opt.zero_grad()
-        loss.backward()
-        tut_opt.step()
+    _, tutorial_step = tutorial_loop(data, vocab)
 
     def rnnkit_step(bptt: int, bf16: bool):
         """rnnkit's training step: `LanguageModelTask` (carried state), AdamW, clipping."""
