@@ -48,18 +48,27 @@ from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 from rnnkit.tasks.language_model import LMDataConfig, LMRunConfig, load_text
 from rnnkit.tasks.lm_task import LanguageModelTask, encode_stream
 from rnnkit.text import TextEncoder
-from rnnkit.training import Callback, TrainState, fit
-from rnnkit.training.precision import cpu_supports_bf16_lstm
+from rnnkit.training import Callback, EvalContext, TrainState, fit
+from rnnkit.training.precision import cpu_supports_bf16_lstm, eval_mode, resolve_precision
 
 # Every setting starts from `rnnkit train lm`'s defaults with these pinned: the settings of the
-# recorded 10-minute run before this sweep (bptt 128), so recorded rows stay comparable when the
-# defaults move.
+# recorded 10-minute run before the session-2 sweep (bptt 128, 64 rows, lr 3e-3, no dropout), so
+# recorded rows stay comparable when the defaults move.
 REFERENCE: dict[str, Any] = {
     "data.bptt": 128,
     "train.batch_size": 64,
     "train.lr": 3e-3,
     "model.dropout": 0.0,
     "model.rnn_dropout": 0.0,
+}
+
+# rnnkit's defaults since session 3: REFERENCE's pins undone
+DEFAULTS: dict[str, Any] = {
+    "data.bptt": 32,
+    "train.batch_size": 32,
+    "train.lr": 5e-3,
+    "model.dropout": 0.1,
+    "model.rnn_dropout": 0.1,
 }
 
 # name -> overrides on top of REFERENCE (model., train., data. keys)
@@ -89,22 +98,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "reset-bptt32": {"data.carry_state": False, "data.bptt": 32},
     "bptt64-lr5e-3": {"data.bptt": 64, "train.lr": 5e-3},
     "gru-bptt64": {"model.cell": "gru", "data.bptt": 64},
-    # rnnkit's defaults since session 3 (REFERENCE's pins undone)
-    "default": {
-        "data.bptt": 32,
-        "train.batch_size": 32,
-        "train.lr": 5e-3,
-        "model.dropout": 0.1,
-        "model.rnn_dropout": 0.1,
-    },
-    "default-reset": {
-        "data.bptt": 32,
-        "train.batch_size": 32,
-        "train.lr": 5e-3,
-        "model.dropout": 0.1,
-        "model.rnn_dropout": 0.1,
-        "data.carry_state": False,
-    },
+    "default": DEFAULTS,
+    "default-reset": {**DEFAULTS, "data.carry_state": False},
 }
 
 
@@ -237,25 +232,28 @@ def run_tutorial(train_ids, val_ids, vocab: int, seconds: float) -> dict:
         step()
         steps += 1
     trained = time.perf_counter() - start
-    model.eval()
-    scores = {}
-    with torch.no_grad():
-        for name, carry in (("reset", False), ("carried", True)):
-            nats, tokens, state = 0.0, 0, None
-            for window in LMWindows(val_ids, 16, bptt):
-                logits, state = model(window.inputs, state if carry and not window.first else None)
-                nats += float(
-                    F.cross_entropy(logits.flatten(0, 1), window.targets.flatten(), reduction="sum")
-                )
-                tokens += window.num_tokens
-            scores[name] = round(nats / tokens, 4)
+    windows = LMWindows(val_ids, 16, bptt)
+    # rnnkit's scoring: TutorialLM has LanguageModel's `(ids, state) -> (logits, state)`
+    cpu = torch.device("cpu")
+    carried = LanguageModelTask().evaluate(
+        model, windows, EvalContext(cpu, resolve_precision("fp32", cpu))
+    )
+    nats, tokens = 0.0, 0
+    with eval_mode(model):  # the tutorial's scoring: every window from zeros
+        for window in windows:
+            logits, _ = model(window.inputs)
+            nats += float(
+                F.cross_entropy(logits.flatten(0, 1), window.targets.flatten(), reduction="sum")
+            )
+            tokens += window.num_tokens
+    chars = steps * batch * bptt
     return {
         "seconds": round(trained, 1),
         "steps": steps,
-        "chars": steps * batch * bptt,
-        "chars_per_s": round(steps * batch * bptt / trained),
-        "val_loss_windows_from_zeros": scores["reset"],
-        "val_loss_state_carried": scores["carried"],
+        "chars": chars,
+        "chars_per_s": round(chars / trained),
+        "val_loss_windows_from_zeros": round(nats / tokens, 4),
+        "val_loss_state_carried": round(carried["loss"], 4),
     }
 
 
@@ -287,25 +285,27 @@ def run_speed(train_ids, vocab: int, seconds: float) -> list[list[object]]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
 
-        return step
+        return step, batch * bptt
 
-    loops = {
-        "tutorial (bptt 128, random windows, fp32)": tutorial_step,
+    loops = {  # name -> (step, characters per step)
+        "tutorial (bptt 128, random windows, fp32)": (
+            tutorial_step,
+            TUTORIAL_BATCH * TUTORIAL_BPTT,
+        ),
         "rnnkit (bptt 128, fp32)": rnnkit_step(128, False),
         "rnnkit (bptt 32, fp32)": rnnkit_step(32, False),
     }
     if cpu_supports_bf16_lstm():  # what `--precision auto` picks on this CPU
         loops["rnnkit (bptt 32, bf16 autocast)"] = rnnkit_step(32, True)
-    chars_per_step = {name: batch * (128 if "128" in name else 32) for name in loops}
     rates: dict[str, list[float]] = {name: [] for name in loops}
     for _ in range(2):  # alternate, so a change in load hits every loop
-        for name, step in loops.items():
+        for name, (step, chars_per_step) in loops.items():
             step()  # warm-up
             count, start = 0, time.perf_counter()
             while time.perf_counter() - start < seconds / 2:
                 step()
                 count += 1
-            rates[name].append(count * chars_per_step[name] / (time.perf_counter() - start))
+            rates[name].append(count * chars_per_step / (time.perf_counter() - start))
     peak = matmul_gflops()
     flops = lstm_flops_per_char(LanguageModelConfig(vocab_size=vocab))
     tutorial_rate = max(next(iter(rates.values())))
