@@ -40,7 +40,7 @@ class LanguageModelConfig:
         input_dropout: locked dropout on the embedded inputs.
         embedding_dropout: drops whole token types (Gal & Ghahramani, 2016); 0 for characters,
             where dropping a letter everywhere is too harsh.
-        rnn_dropout: between stacked layers; 0.1 with `dropout` (see there).
+        rnn_dropout: locked dropout between stacked layers; 0.1 with `dropout` (see there).
         tie_weights: share the embedding matrix with the decoder (Press & Wolf, 2017; Inan et
             al., 2017): fewer parameters and better perplexity for word/subword models. Needs
             embedding_dim == hidden_size.
@@ -75,6 +75,7 @@ class LanguageModelConfig:
             num_layers=self.num_layers,
             bidirectional=False,  # a language model must not read ahead
             dropout=self.rnn_dropout if self.num_layers > 1 else 0.0,
+            locked_dropout=True,  # AWD-LSTM's between-layer dropout; see EncoderConfig
         )
 
 

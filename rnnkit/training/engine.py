@@ -221,8 +221,7 @@ def fit(
 
     torch.manual_seed(config.seed)
     model.to(device)
-    opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = make_optimizer(model, config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.uses_grad_scaler)
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
@@ -353,6 +352,23 @@ def fit(
         time.perf_counter() - started,
         precision.name,
         str(device),
+    )
+
+
+def make_optimizer(
+    model: nn.Module, config: TrainConfig, device: torch.device
+) -> torch.optim.Optimizer:
+    """Adam or AdamW over the model's parameters, fused into one kernel where PyTorch has one.
+
+    The fused CPU kernel updates every tensor in one pass: 0.4 ms per step for the default
+    language model on the 2-vCPU VM against 3.4 ms for the per-tensor loop, about 8% of a
+    training step (docs/benchmarks.md). Same update rule, so results differ only in rounding.
+    """
+    opt_cls = torch.optim.AdamW if config.optimizer == "adamw" else torch.optim.Adam
+    params = list(model.parameters())
+    fused = device.type in ("cpu", "cuda") and all(p.is_floating_point() for p in params)
+    return opt_cls(
+        params, lr=config.lr, weight_decay=config.weight_decay, fused=True if fused else None
     )
 
 

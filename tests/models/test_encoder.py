@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.errors import ConfigError
+from rnnkit.models.dropout import LockedDropout
 from rnnkit.models.encoder import (
     CELLS,
     EncoderConfig,
@@ -124,3 +125,21 @@ def test_bad_state_shape_names_the_expected_one() -> None:
     encoder = RecurrentEncoder(EncoderConfig("gru", 3, 4, num_layers=2))
     with pytest.raises(ValueError, match=r"state h must have shape \(2, B, 4\), got \(1, 2, 4\)"):
         encoder(torch.randn(2, 3, 3), state=torch.zeros(1, 2, 4))
+
+
+def test_locked_dropout_between_layers_keeps_one_mask_per_sequence() -> None:
+    # Each of layer 2's input features is dropped at every step of a sequence or at none.
+    torch.manual_seed(0)
+    enc = RecurrentEncoder(
+        EncoderConfig(input_size=4, hidden_size=8, num_layers=2, dropout=0.5, locked_dropout=True)
+    ).train()
+    assert isinstance(enc.dropout, LockedDropout)
+    x = torch.randn(3, 6, 4)
+    first = enc.layers[0][0](x)[0]  # (B, T, H) layer 1's outputs
+    torch.manual_seed(1)
+    dropped = enc.dropout(first)
+    kept = dropped != 0
+    assert torch.equal(kept, kept[:, :1].expand_as(kept))
+    assert 0 < kept.float().mean() < 1
+    plain = RecurrentEncoder(EncoderConfig(input_size=4, hidden_size=8, num_layers=2, dropout=0.5))
+    assert isinstance(plain.dropout, nn.Dropout)  # the default stays nn.LSTM's element-wise one

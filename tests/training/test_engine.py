@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 from rnnkit.data.batching import BucketBatchSampler, PadCollate, SequenceDataset
 from rnnkit.models.classifier import ClassifierConfig, TextClassifier
 from rnnkit.training import Callback, TrainConfig, TrainingError, TrainState, fit
-from rnnkit.training.engine import EvalContext
+from rnnkit.training.engine import EvalContext, make_optimizer
 from rnnkit.training.schedule import lr_factor
 
 X = 3  # the token whose presence is the label
@@ -113,6 +113,30 @@ def test_no_clipping_when_turned_off(monkeypatch) -> None:
     train = token_occurs_data(32, 0)
     config = replace(FAST, epochs=1, clip_norm=None)
     fit(tiny_model("gru"), TokenTask(), loader(*train), loader(*train, shuffle=False), config)
+
+
+def test_the_optimizer_is_fused_on_cpu_and_follows_the_config() -> None:
+    model = torch.nn.Linear(3, 2)
+    adamw = make_optimizer(model, TrainConfig(lr=0.1, weight_decay=0.2), torch.device("cpu"))
+    assert isinstance(adamw, torch.optim.AdamW)
+    assert adamw.defaults["fused"] and adamw.defaults["lr"] == 0.1
+    assert adamw.defaults["weight_decay"] == 0.2
+    adam = make_optimizer(model, TrainConfig(optimizer="adam"), torch.device("cpu"))
+    assert type(adam) is torch.optim.Adam
+    # the fused kernel does the update the per-tensor loop does
+    torch.manual_seed(0)
+    a, b = torch.nn.Linear(5, 4), torch.nn.Linear(5, 4)
+    b.load_state_dict(a.state_dict())
+    opt_a = make_optimizer(a, TrainConfig(lr=0.01), torch.device("cpu"))
+    opt_b = torch.optim.AdamW(b.parameters(), lr=0.01, weight_decay=0.01, foreach=False)
+    for _ in range(3):
+        x = torch.randn(8, 5)
+        for m, opt in ((a, opt_a), (b, opt_b)):
+            opt.zero_grad()
+            m(x).pow(2).mean().backward()
+            opt.step()
+    for pa, pb in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(pa, pb)
 
 
 def test_bf16_autocast_is_applied_on_cpu() -> None:
