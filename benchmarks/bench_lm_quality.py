@@ -2,7 +2,7 @@
 
     python benchmarks/bench_lm_quality.py speed [--seconds 20] [--threads 1]
     python benchmarks/bench_lm_quality.py quality --configs base,gru,... [--chars 1500000]
-        [--results FILE.jsonl] [--threads 1]
+        [--epochs 1] [--results FILE.jsonl] [--threads 1]
     python benchmarks/bench_lm_quality.py table --results FILE.jsonl
     python benchmarks/bench_lm_quality.py tutorial --seconds 600
 
@@ -16,11 +16,12 @@ large fp32 matrix product's GFLOP/s, against which each loop's useful LSTM FLOPs
 then its loss on the whole validation part.
 
 `quality`: for each named setting in `CONFIGS`, train with rnnkit's `fit` on the first `--chars`
-characters of shakespeare's training part (one pass, the schedule run on steps, so machine load
-cannot change the result), then report the loss on the first `--val-chars` characters of the
-validation part (the last 10% of the stream, as `rnnkit train lm` uses). Every setting reads the
-same characters, so the table compares sample efficiency; chars/s (measured at the same time, on
-whatever load the machine had) says what a time budget buys each. Results are appended to
+characters of shakespeare's training part (`--epochs` passes, one by default; the schedule runs
+on steps, so machine load cannot change the result), then report the loss on the first
+`--val-chars` characters of the validation part (the last 10% of the stream, as `rnnkit train
+lm` uses). Every setting reads the same characters, so the table compares sample efficiency;
+chars/s (measured at the same time, on whatever load the machine had) says what a time budget
+buys each. Results are appended to
 `--results` one JSON line per setting, so runs can be split across several invocations (e.g. one
 per lock hold); `table` prints them, loss differences against `base`.
 """
@@ -48,7 +49,8 @@ from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 from rnnkit.tasks.language_model import LMDataConfig, LMRunConfig, load_text
 from rnnkit.tasks.lm_task import LanguageModelTask, encode_stream
 from rnnkit.text import TextEncoder
-from rnnkit.training import Callback, EvalContext, TrainState, fit
+from rnnkit.training import Callback, EvalContext, TrainConfig, TrainState, fit
+from rnnkit.training.engine import make_optimizer
 from rnnkit.training.precision import cpu_supports_bf16_lstm, eval_mode, resolve_precision
 
 # Every setting starts from `rnnkit train lm`'s defaults with these pinned: the settings of the
@@ -100,6 +102,14 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "gru-bptt64": {"model.cell": "gru", "data.bptt": 64},
     "default": DEFAULTS,
     "default-reset": {**DEFAULTS, "data.carry_state": False},
+    # session 4's sweep around the defaults (`--epochs 2 --chars 2500000`, docs/benchmarks.md)
+    "default-seed1": {**DEFAULTS, "train.seed": 1},
+    "default-lr7e-3": {**DEFAULTS, "train.lr": 7e-3},
+    "default-wd0": {**DEFAULTS, "train.weight_decay": 0.0},
+    "default-wd0.1": {**DEFAULTS, "train.weight_decay": 0.1},
+    "default-clip5": {**DEFAULTS, "train.clip_norm": 5.0},
+    "default-emb32": {**DEFAULTS, "model.embedding_dim": 32},
+    "default-emb128": {**DEFAULTS, "model.embedding_dim": 128},
 }
 
 
@@ -148,13 +158,20 @@ class StepTimer(Callback):
 
 
 def run_quality(
-    name: str, train_ids, val_ids, vocab: int, chars: int, val_chars: int, precision: str
+    name: str,
+    train_ids,
+    val_ids,
+    vocab: int,
+    chars: int,
+    val_chars: int,
+    precision: str,
+    epochs: int = 1,
 ) -> dict:
     cfg = configure(name, vocab)
     train_cfg = replace(
-        cfg.train, epochs=1, max_minutes=None, patience=None, device="cpu", precision=precision
+        cfg.train, epochs=epochs, max_minutes=None, patience=None, device="cpu", precision=precision
     )
-    # One pass over the first `chars` characters: B contiguous rows, windows of bptt.
+    # `epochs` passes over the first `chars` characters: B contiguous rows, windows of bptt.
     loader = LMWindows(
         train_ids[: chars + train_cfg.batch_size], train_cfg.batch_size, cfg.data.bptt
     )
@@ -164,17 +181,18 @@ def run_quality(
     model = LanguageModel(cfg.model)
     timer = StepTimer()
     result = fit(model, task, loader, val_loader, train_cfg, callbacks=[timer])
-    seconds = timer.last - timer.start
-    seen = len(loader) * train_cfg.batch_size * cfg.data.bptt
+    seconds = timer.last - timer.start  # of the last epoch
+    per_epoch = len(loader) * train_cfg.batch_size * cfg.data.bptt
     return {
         "name": name,
         "overrides": CONFIGS[name],
         "precision": result.precision,
-        "chars": seen,
-        "steps": len(loader),
+        "chars": per_epoch * epochs,
+        "steps": len(loader) * epochs,
         "val_loss": round(result.records[-1]["val_loss"], 4),
+        "val_by_epoch": [round(r["val_loss"], 4) for r in result.records],
         "seconds": round(seconds, 1),
-        "chars_per_s": round(seen / seconds),
+        "chars_per_s": round(per_epoch / seconds),
         "params": sum(p.numel() for p in model.parameters()),
         "threads": torch.get_num_threads(),
         "load": round(float(open("/proc/loadavg").read().split()[0]), 2),
@@ -263,10 +281,18 @@ def run_speed(train_ids, vocab: int, seconds: float) -> list[list[object]]:
     torch.manual_seed(0)
     _, tutorial_step = tutorial_loop(data, vocab)
 
-    def rnnkit_step(bptt: int, bf16: bool):
-        """rnnkit's training step: `LanguageModelTask` (carried state), AdamW, clipping."""
+    def rnnkit_step(bptt: int, bf16: bool, session3: bool = False):
+        """rnnkit's training step: `LanguageModelTask` (carried state), AdamW, clipping.
+
+        `session3`: the step before session 4 (element-wise dropout between the layers, the
+        per-tensor AdamW loop) for comparison.
+        """
         model = LanguageModel(LanguageModelConfig(vocab_size=vocab))
-        opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
+        if session3:
+            model.encoder.dropout = nn.Dropout(model.config.rnn_dropout)
+            opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
+        else:
+            opt = make_optimizer(model, TrainConfig(lr=2e-3), torch.device("cpu"))
         task = LanguageModelTask()
         windows = LMWindows(data, batch, bptt)
         stream = iter(windows)
@@ -297,6 +323,7 @@ def run_speed(train_ids, vocab: int, seconds: float) -> list[list[object]]:
     }
     if cpu_supports_bf16_lstm():  # what `--precision auto` picks on this CPU
         loops["rnnkit (bptt 32, bf16 autocast)"] = rnnkit_step(32, True)
+        loops["rnnkit (bptt 32, bf16, session 3's step)"] = rnnkit_step(32, True, True)
     rates: dict[str, list[float]] = {name: [] for name in loops}
     for _ in range(2):  # alternate, so a change in load hits every loop
         for name, (step, chars_per_step) in loops.items():
@@ -351,6 +378,7 @@ def main() -> None:
     parser.add_argument("mode", choices=["speed", "quality", "table", "tutorial"])
     parser.add_argument("--configs", default="base", help=f"comma-separated: {', '.join(CONFIGS)}")
     parser.add_argument("--chars", type=int, default=1_500_000, help="training chars per setting")
+    parser.add_argument("--epochs", type=int, default=1, help="quality mode: passes over --chars")
     parser.add_argument("--val-chars", type=int, default=200_000, help="validation chars scored")
     parser.add_argument(
         "--seconds", type=float, default=20.0, help="per loop (speed); training time (tutorial)"
@@ -389,7 +417,7 @@ def main() -> None:
         if name not in CONFIGS:
             parser.error(f"unknown setting {name!r}; choose from {', '.join(CONFIGS)}")
         result = run_quality(
-            name, train_ids, val_ids, vocab, args.chars, args.val_chars, args.precision
+            name, train_ids, val_ids, vocab, args.chars, args.val_chars, args.precision, args.epochs
         )
         print(json.dumps(result), flush=True)
         results.append(result)
