@@ -101,6 +101,8 @@ def format_metrics(metrics: dict) -> str:
         f"accuracy  {metrics['accuracy']:.4f}",
         f"macro-F1  {metrics['macro_f1']:.4f}",
     ]
+    if "ece" in metrics:  # expected calibration error of the predicted probabilities
+        lines.append(f"ECE       {metrics['ece']:.4f}")
     width = max(len(c) for c in metrics["classes"])
     lines.append(f"\n{'class':<{width}}  precision  recall  f1      support")
     for name, row in metrics["per_class"].items():

@@ -342,7 +342,9 @@ def train_classifier(
         resume=resume,
     )
     device = torch.device(result.device)
-    ctx = EvalContext(device, resolve_precision(result.precision, device))
+    # Test metrics in fp32 whatever the training precision: the numbers `rnnkit evaluate` and a
+    # served (fp32) model reproduce; under bf16 autocast the probabilities move in the 3rd digit.
+    ctx = EvalContext(device, resolve_precision("fp32", device))
     probs, labels = task.predict(model, test_loader, ctx)
     test_metrics = classification_metrics(labels, probs.argmax(1), classes, probs=probs)
     seconds = time.perf_counter() - started
@@ -494,7 +496,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, **columns: str) -
     probs = predictor.predict_proba(part.texts)
     index = {c: i for i, c in enumerate(predictor.classes)}
     truth = np.array([index[label] for label in part.labels])
-    metrics = classification_metrics(truth, probs.argmax(1), predictor.classes)
+    metrics = classification_metrics(truth, probs.argmax(1), predictor.classes, probs=probs)
     return {"data": described, **metrics}
 
 

@@ -80,6 +80,17 @@ def test_run_folder_holds_everything_needed(trained) -> None:
     assert run.test_metrics["accuracy"] >= 0.9  # the words give the label away
 
 
+def test_test_metrics_of_a_bf16_run_are_the_fp32_ones_evaluate_gives(tmp_path) -> None:
+    # Trained under bf16 autocast (on CPUs without a bf16 LSTM only the embedding and head run
+    # bf16), scored in fp32 like `rnnkit evaluate`, down to the calibration error's digits.
+    data = write_reviews(tmp_path / "reviews.csv")
+    run = train_classifier(tiny_config(data, **{"train.precision": "bf16"}), tmp_path / "run")
+    assert run.fit.precision == "bf16"
+    again = evaluate_run(run.run_dir)
+    assert again["confusion"] == run.test_metrics["confusion"]
+    assert again["ece"] == pytest.approx(run.test_metrics["ece"], abs=1e-6)
+
+
 def test_save_load_predict_round_trip_is_identical(trained) -> None:
     _, run = trained
     texts = ["a wonderful story", "boring and awful", "film"]
