@@ -176,16 +176,14 @@ def _evaluate_language_model(run_dir: Path, config: dict[str, Any], runner: Runn
     from rnnkit.config import from_dict
     from rnnkit.tasks.language_model import LMRunConfig, load_text
     from rnnkit.tasks.lm_predictor import LanguageModelPredictor
-    from rnnkit.tasks.lm_task import eval_window
 
     predictor = LanguageModelPredictor.from_run(run_dir, config)
     cfg = from_dict(LMRunConfig, config["config"]).data
     text = load_text(cfg)
     part = text.validation or text.test or text.train
-    window = eval_window(cfg.bptt)  # as `rnnkit evaluate` does
-    fp32 = predictor.evaluate_text(part, window, cfg.eval_batch_size)
+    fp32 = predictor.evaluate_text(part, cfg.bptt, cfg.eval_batch_size)
     predictor.model = _LanguageModelAdapter(runner, predictor.model)
-    quantized = predictor.evaluate_text(part, window, cfg.eval_batch_size)
+    quantized = predictor.evaluate_text(part, cfg.bptt, cfg.eval_batch_size)
     keys = ("loss", "perplexity", "bits_per_char")
     data = f"{cfg.data} (validation part, {len(part)} characters)"
     return data, {k: fp32[k] for k in keys}, {k: quantized[k] for k in keys}

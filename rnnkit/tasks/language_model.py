@@ -32,7 +32,7 @@ from rnnkit.errors import ConfigError, DataError
 from rnnkit.generate import SamplingConfig, generate
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 from rnnkit.tasks.lm_predictor import TASK, LanguageModelPredictor
-from rnnkit.tasks.lm_task import LanguageModelTask, encode_stream, eval_window
+from rnnkit.tasks.lm_task import LanguageModelTask, encode_stream
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, FitResult, TrainConfig, fit
 from rnnkit.training.precision import resolve_precision
@@ -227,7 +227,7 @@ def train_lm(
     torch.manual_seed(config.train.seed)
     model = LanguageModel(model_cfg)
     task = LanguageModelTask(
-        data_cfg.carry_state, chars_per_token, eval_window(data_cfg.bptt), data_cfg.eval_batch_size
+        data_cfg.carry_state, chars_per_token, data_cfg.bptt, data_cfg.eval_batch_size
     )
     train_loader = LMWindows(
         train_ids,
@@ -335,8 +335,7 @@ def evaluate_run(run_dir: str | Path, data: str | None = None) -> dict[str, Any]
         else:
             raise ConfigError(f"--data {data} is a {dataset.task} dataset; give text")
         described = data
-    window = eval_window(run_cfg.data.bptt)
-    metrics = predictor.evaluate_text(part, window, run_cfg.data.eval_batch_size)
+    metrics = predictor.evaluate_text(part, run_cfg.data.bptt, run_cfg.data.eval_batch_size)
     return {"data": described, "tokens": len(encode_stream(predictor.encoder, part)), **metrics}
 
 

@@ -32,11 +32,6 @@ def encode_stream(encoder: TextEncoder, text: str) -> np.ndarray:
 EVAL_WINDOW = 128
 
 
-def eval_window(bptt: int) -> int:
-    """The window length for evaluating a model trained with windows of `bptt`."""
-    return max(bptt, EVAL_WINDOW)
-
-
 class LanguageModelTask:
     """Next-token cross-entropy over truncated-BPTT windows, with the state carried between them.
 
@@ -47,7 +42,8 @@ class LanguageModelTask:
     Args:
         carry_state: False starts every window from zeros.
         chars_per_token: characters per token of the evaluated text, for bits per character.
-        bptt: window length for evaluation.
+        bptt: the training's window length; evaluation reads windows of at least
+            `EVAL_WINDOW` steps.
         eval_batch_size: rows for evaluation.
     """
 
@@ -91,8 +87,9 @@ class LanguageModelTask:
 
     def windows(self, ids: np.ndarray) -> LMWindows:
         """Evaluation windows over `ids` (fewer rows if the text is short)."""
-        rows = max(1, min(self.eval_batch_size, len(ids) // (2 * self.bptt)))
-        return LMWindows(ids, rows, self.bptt)
+        bptt = max(self.bptt, EVAL_WINDOW)
+        rows = max(1, min(self.eval_batch_size, len(ids) // (2 * bptt)))
+        return LMWindows(ids, rows, bptt)
 
 
 def lm_metrics(nats: float, tokens: int, chars_per_token: float) -> dict[str, float]:
