@@ -38,7 +38,7 @@ REFERENCE = {"embedding_dim": 128, "hidden_size": 256, "num_layers": 2, "vocab":
 
 def reference_run(root: Path) -> Path:
     """A run folder of the reference shape, trained one epoch on synthetic texts."""
-    from rnnkit.tasks.classification import ClassifierRunConfig, train_classifier
+    from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, train_classifier
 
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(REFERENCE["vocab"] - 2)]  # + <pad>, <unk>

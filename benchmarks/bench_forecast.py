@@ -39,7 +39,7 @@ from common import machine, table
 
 from rnnkit.config import apply_overrides
 from rnnkit.data import TimeSeriesDataset, load_dataset
-from rnnkit.tasks.forecasting import ForecasterRunConfig, train_forecaster
+from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, train_forecaster
 
 WINDOW, HIDDEN, BATCH = 50, 50, 32
 

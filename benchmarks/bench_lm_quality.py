@@ -44,10 +44,10 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine, matmul_gflops, table
 
-from rnnkit.data.lm_batches import LMWindows
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
-from rnnkit.tasks.language_model import LMDataConfig, LMRunConfig, load_text
-from rnnkit.tasks.lm_task import LanguageModelTask, encode_stream
+from rnnkit.tasks.language_model.batches import LMWindows
+from rnnkit.tasks.language_model.objective import LanguageModelTask, encode_stream
+from rnnkit.tasks.language_model.pipeline import LMDataConfig, LMRunConfig, load_text
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, TrainConfig, TrainState, fit
 from rnnkit.training.engine import make_optimizer

@@ -29,7 +29,7 @@ from common import machine, matmul_gflops, table
 
 from rnnkit.data import load_dataset
 from rnnkit.models.classifier import ClassifierConfig, TextClassifier
-from rnnkit.tasks.classification import ClassificationTask, encode, make_loader
+from rnnkit.tasks.classification.pipeline import ClassificationTask, encode, make_loader
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, TrainConfig, TrainState, fit
 from rnnkit.training.precision import cpu_supports_bf16_lstm, resolve_precision

@@ -224,7 +224,7 @@ def typical_length(prep: Any) -> int:
         return trained_length(config)
     try:
         from rnnkit.config import from_dict
-        from rnnkit.tasks.classification import ClassifierRunConfig, encode, load_texts
+        from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, encode, load_texts
 
         cfg = from_dict(ClassifierRunConfig, config["config"]).data
         texts = load_texts(cfg).split(seed=cfg.split_seed, validation=cfg.validation, test=cfg.test)

@@ -82,7 +82,7 @@ class TaskView:
 
 
 def _classifier_latency(run_dir: Path, predictor: Any, batch: int) -> Callable[[], Any]:
-    from rnnkit.tasks.classification import ClassifierRunConfig, load_texts
+    from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, load_texts
 
     cfg = from_dict(ClassifierRunConfig, runs.read_config(run_dir)["config"]).data
     texts = load_texts(cfg).split(seed=cfg.split_seed, validation=cfg.validation, test=cfg.test)
@@ -92,7 +92,7 @@ def _classifier_latency(run_dir: Path, predictor: Any, batch: int) -> Callable[[
 
 
 def _forecaster_latency(run_dir: Path, predictor: Any, batch: int) -> Callable[[], Any]:
-    from rnnkit.tasks.forecasting import ForecasterRunConfig, load_series
+    from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, load_series
 
     cfg = from_dict(ForecasterRunConfig, runs.read_config(run_dir)["config"]).data
     frames = list(load_series(cfg).series.items())

@@ -316,7 +316,7 @@ def _read_json(path: Path) -> Any:
 def _score_classifier(run_dir: Path, examples: int) -> tuple[list[Row], dict[str, Any]]:
     """Test accuracy against always predicting the training split's most frequent class."""
     from rnnkit.config import from_dict
-    from rnnkit.tasks.classification import ClassifierRunConfig, load_texts
+    from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, load_texts
 
     config = runs.read_config(run_dir)
     run_cfg = from_dict(ClassifierRunConfig, config["config"])
@@ -393,7 +393,7 @@ def _score_lm(run_dir: Path, examples: int) -> tuple[list[Row], dict[str, Any]]:
     """Loss in nats/char and bits/char against a unigram character model, on the same text."""
     del examples
     from rnnkit.config import from_dict
-    from rnnkit.tasks.language_model import LMRunConfig, load_text
+    from rnnkit.tasks.language_model.pipeline import LMRunConfig, load_text
 
     config = runs.read_config(run_dir)
     run_cfg = from_dict(LMRunConfig, config["config"])

@@ -424,7 +424,8 @@ def write_report(
 
     Sections, in order: the title; a key | value table of `summary`; the test metrics (headline
     numbers, per-class precision/recall/F1/support and the confusion matrix when `metrics` comes
-    from `rnnkit.metrics.classification_metrics`, any other scalar metrics as key | value); the
+    from `rnnkit.tasks.classification.metrics.classification_metrics`, any other scalar metrics
+    as key | value); the
     images (before the per-epoch table, which can run to hundreds of rows); the per-epoch table.
     Numbers are written with 4 significant digits; missing values as "—".
 

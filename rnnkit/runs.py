@@ -60,9 +60,9 @@ TASKS: dict[str, TaskHooks] = {}
 
 #: the modules that register tasks; imported lazily so `import rnnkit` stays light.
 TASK_MODULES = [
-    "rnnkit.tasks.classification",
-    "rnnkit.tasks.forecasting",
-    "rnnkit.tasks.language_model",
+    "rnnkit.tasks.classification.pipeline",
+    "rnnkit.tasks.forecasting.pipeline",
+    "rnnkit.tasks.language_model.pipeline",
 ]
 
 

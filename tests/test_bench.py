@@ -14,7 +14,7 @@ from rnnkit.config import apply_overrides
 
 @pytest.fixture(scope="module")
 def tiny_classifier(tmp_path_factory) -> Path:
-    from rnnkit.tasks.classification import ClassifierRunConfig, train_classifier
+    from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, train_classifier
 
     root = tmp_path_factory.mktemp("bench")
     texts = {"pos": "a wonderful film", "neg": "a dull boring film"}

@@ -24,9 +24,9 @@ from rnnkit.cli import main
 from rnnkit.config import apply_overrides
 from rnnkit.errors import ModelFileError
 from rnnkit.model_file import check_config, read_header
-from rnnkit.tasks.classification import ClassifierRunConfig, train_classifier
-from rnnkit.tasks.forecasting import ForecasterRunConfig, train_forecaster
-from rnnkit.tasks.language_model import LMRunConfig, train_lm
+from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, train_classifier
+from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, train_forecaster
+from rnnkit.tasks.language_model.pipeline import LMRunConfig, train_lm
 
 WEIGHTS = "model.safetensors"
 EMBEDDING = "embedding.weight"  # (vocabulary, 4) in the tiny classifier

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from rnnkit.metrics import classification_metrics
 from rnnkit.report import plot_confusion, plot_loss, write_report
+from rnnkit.tasks.classification.metrics import classification_metrics
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from rnnkit import runs
-from rnnkit.metrics import classification_metrics
 from rnnkit.report import plot_loss
 from rnnkit.report_html import backtest_table, flatten, image, write_html_report
+from rnnkit.tasks.classification.metrics import classification_metrics
 
 RECORDS = [
     {"epoch": 1, "train_loss": 0.7, "val_loss": 0.6, "val_accuracy": 0.6},

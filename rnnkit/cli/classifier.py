@@ -76,7 +76,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
 def cmd_train_classifier(args: argparse.Namespace) -> int:
     from rnnkit.cli.train import config_overrides, run_folder
     from rnnkit.config import load_config
-    from rnnkit.tasks.classification import ClassifierRunConfig, train_classifier
+    from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, train_classifier
 
     config = load_config(
         ClassifierRunConfig, path=args.config, overrides=config_overrides(args, FLAGS)

@@ -94,7 +94,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
 def cmd_train_forecaster(args: argparse.Namespace) -> int:
     from rnnkit.cli.train import config_overrides, run_folder
     from rnnkit.config import load_config
-    from rnnkit.tasks.forecasting import ForecasterRunConfig, train_forecaster
+    from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, train_forecaster
 
     config = load_config(
         ForecasterRunConfig, path=args.config, overrides=config_overrides(args, FLAGS)
@@ -115,7 +115,7 @@ def cmd_train_forecaster(args: argparse.Namespace) -> int:
 
 def format_metrics(metrics: dict) -> str:
     """The human-readable form of a backtest (`evaluate_run`'s result)."""
-    from rnnkit.tasks.forecast_outputs import metrics_table
+    from rnnkit.tasks.forecasting.report import metrics_table
 
     head = (
         f"{metrics['data']}: rolling-origin backtest, {metrics['origins']} origins over "
@@ -145,7 +145,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from rnnkit.config import from_dict
     from rnnkit.errors import DataError
     from rnnkit.runs import load, read_config
-    from rnnkit.tasks.forecasting import ForecasterRunConfig, load_series
+    from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, load_series
 
     predictor = load(args.run)
     if predictor.task != "forecasting":
@@ -176,7 +176,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
             print(f"# {key}")
             print(frame.to_string(float_format=lambda v: f"{v:.4g}"))
     if args.plot:
-        from rnnkit.tasks.forecast_outputs import plot_forecast
+        from rnnkit.tasks.forecasting.report import plot_forecast
 
         key, frame = next(iter(forecasts.items()))
         target = predictor.layout.targets[0]

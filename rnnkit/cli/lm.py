@@ -79,7 +79,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
 def cmd_train_lm(args: argparse.Namespace) -> int:
     from rnnkit.cli.train import config_overrides, run_folder
     from rnnkit.config import load_config
-    from rnnkit.tasks.language_model import LMRunConfig, train_lm
+    from rnnkit.tasks.language_model.pipeline import LMRunConfig, train_lm
 
     config = load_config(LMRunConfig, path=args.config, overrides=config_overrides(args, FLAGS))
     name = config.data.data.replace("+", "-")
@@ -128,8 +128,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from rnnkit.errors import DataError
-    from rnnkit.generate import SamplingConfig
     from rnnkit.runs import load
+    from rnnkit.tasks.language_model.generate import SamplingConfig
 
     config = SamplingConfig(
         max_tokens=args.max_tokens,

@@ -164,7 +164,7 @@ def real_inputs(prep: Prepared, batch: int = 7, length: int = 48) -> list[dict[s
         encoder = prep.predictor.encoder
         if task == "classification":
             from rnnkit.config import from_dict
-            from rnnkit.tasks.classification import ClassifierRunConfig, encode, load_texts
+            from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, encode, load_texts
 
             cfg = from_dict(ClassifierRunConfig, prep.config["config"])
             texts = list(load_texts(cfg.data).data.texts[:batch])
@@ -175,7 +175,7 @@ def real_inputs(prep: Prepared, batch: int = 7, length: int = 48) -> list[dict[s
                 padded[i, : len(row)] = row
             return [{"ids": padded, "lengths": lengths}]
         from rnnkit.config import from_dict
-        from rnnkit.tasks.language_model import LMRunConfig, load_text
+        from rnnkit.tasks.language_model.pipeline import LMRunConfig, load_text
 
         cfg = from_dict(LMRunConfig, prep.config["config"])
         text = load_text(cfg.data)

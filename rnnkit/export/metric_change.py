@@ -151,8 +151,12 @@ Evaluator = Callable[[Path, dict[str, Any], Runner], tuple[str, dict[str, float]
 
 def _evaluate_classifier(run_dir: Path, config: dict[str, Any], runner: Runner):
     from rnnkit.config import from_dict
-    from rnnkit.metrics import classification_metrics
-    from rnnkit.tasks.classification import ClassifierPredictor, ClassifierRunConfig, load_texts
+    from rnnkit.tasks.classification.metrics import classification_metrics
+    from rnnkit.tasks.classification.pipeline import (
+        ClassifierPredictor,
+        ClassifierRunConfig,
+        load_texts,
+    )
 
     predictor = ClassifierPredictor.from_run(run_dir, config)
     cfg = from_dict(ClassifierRunConfig, config["config"]).data
@@ -174,8 +178,8 @@ def _evaluate_classifier(run_dir: Path, config: dict[str, Any], runner: Runner):
 
 def _evaluate_language_model(run_dir: Path, config: dict[str, Any], runner: Runner):
     from rnnkit.config import from_dict
-    from rnnkit.tasks.language_model import LMRunConfig, load_text
-    from rnnkit.tasks.lm_predictor import LanguageModelPredictor
+    from rnnkit.tasks.language_model.pipeline import LMRunConfig, load_text
+    from rnnkit.tasks.language_model.predictor import LanguageModelPredictor
 
     predictor = LanguageModelPredictor.from_run(run_dir, config)
     cfg = from_dict(LMRunConfig, config["config"]).data
@@ -191,8 +195,8 @@ def _evaluate_language_model(run_dir: Path, config: dict[str, Any], runner: Runn
 
 def _evaluate_forecaster(run_dir: Path, config: dict[str, Any], runner: Runner):
     from rnnkit.config import from_dict
-    from rnnkit.tasks.forecast_predictor import ForecastPredictor
-    from rnnkit.tasks.forecasting import ForecasterRunConfig, prepare, run_backtest
+    from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, prepare, run_backtest
+    from rnnkit.tasks.forecasting.predictor import ForecastPredictor
 
     predictor = ForecastPredictor.from_run(run_dir, config)
     cfg = from_dict(ForecasterRunConfig, config["config"])

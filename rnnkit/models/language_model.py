@@ -83,7 +83,7 @@ class LanguageModel(nn.Module):
     """Next-token logits from token ids, with the recurrent state passed in and out.
 
     Attribute names match `TextClassifier` (`embedding`, `embed`, `encoder`), so a classifier can
-    start from a language model's weights (ULMFiT; see `rnnkit.tasks.classification`).
+    start from a language model's weights (ULMFiT; see `rnnkit.tasks.classification.pipeline`).
     """
 
     def __init__(self, config: LanguageModelConfig) -> None:

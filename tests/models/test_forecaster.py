@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from rnnkit.errors import ConfigError
-from rnnkit.models.forecast_ensemble import member_count, merge_forecasters
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig, pinball
+from rnnkit.tasks.forecasting.ensemble import member_count, merge_forecasters
 
 
 @pytest.mark.parametrize("likelihood", ["none", "gaussian", "quantile"])

@@ -1,0 +1,297 @@
+"""Time-series forecasting: series in, a trained forecaster run folder and a backtest out.
+
+`train_forecaster(config, run_dir)` is the pipeline the CLI and Python share: load series ->
+contiguous train/validation/test parts -> per-series scaler fitted on train -> stacked feature
+tensors -> windows by origin -> `Forecaster` -> `fit` (for a short series, several seeds merged
+into one model: `rnnkit.tasks.forecasting.ensemble`) -> rolling-origin backtest over the test
+span against naive and seasonal-naive -> plots and report. `ForecastPredictor`
+(`rnnkit.tasks.forecasting.predictor`) is what `rnnkit.load()` returns for such a run.
+
+Configuration lives in `forecast_config`, data preparation and loaders in `forecast_data`, the
+training task in `forecast_training`; this module is the pipeline and the run's registration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rnnkit import runs
+from rnnkit.config import from_dict, to_dict
+from rnnkit.data import TimeSeriesDataset
+from rnnkit.errors import ConfigError
+from rnnkit.models.forecaster import Forecaster
+from rnnkit.tasks.forecasting.backtest import backtest_forecasts, mase_scale, summarize
+from rnnkit.tasks.forecasting.config import ForecasterRunConfig, SeriesDataConfig, WindowConfig
+from rnnkit.tasks.forecasting.data import (
+    Prepared,
+    count_origins,
+    load_series,
+    make_loader,
+    origins_for,
+    prepare,
+)
+from rnnkit.tasks.forecasting.ensemble import member_count
+from rnnkit.tasks.forecasting.objective import ForecastingTask, calibrate_intervals, train_members
+from rnnkit.training import Callback, FitResult, fit
+
+__all__ = [
+    "ForecasterRunConfig",
+    "SeriesDataConfig",
+    "WindowConfig",
+    "evaluate_run",
+    "load_series",
+    "prepare",
+    "train_forecaster",
+]
+
+logger = logging.getLogger(__name__)
+
+TASK = "forecasting"
+
+
+def run_backtest(
+    model: Forecaster, prep: Prepared, config: ForecasterRunConfig
+) -> tuple[dict[str, Any], Any]:
+    """The rolling-origin backtest over the test span: (metrics, forecasts)."""
+    w = config.window
+    origins, series = origins_for(
+        prep.stacked,
+        prep.points,
+        "test",
+        input_length=prep.input_length,
+        horizon=w.horizon,
+        season=prep.season,
+        stride=w.backtest_stride,
+    )
+    if len(origins) == 0:
+        raise ConfigError(f"the test span is shorter than the horizon {w.horizon}")
+    targets = list(prep.layout.targets)
+    stats = prep.stacked.stats
+    shift = np.array([[st[t][0] for t in targets] for st in stats])
+    scale = np.array([[st[t][1] for t in targets] for st in stats])
+    scales = np.stack(
+        [
+            mase_scale(frame[targets].to_numpy()[: n_tr + n_va], prep.season)
+            for frame, n_tr, n_va in zip(
+                prep.dataset.series.values(), prep.points.train, prep.points.validation, strict=True
+            )
+        ]
+    )
+    forecasts = backtest_forecasts(
+        model,
+        prep.stacked,
+        origins,
+        series,
+        shift=shift,
+        scale=scale,
+        input_length=prep.input_length,
+        horizon=w.horizon,
+        season=prep.season,
+        baseline=w.baseline,
+        streaming=True,
+    )
+    methods = summarize(forecasts, scales, prep.stacked.ids, targets)
+    per_series = {
+        name: {m: methods[m]["per_series"][name] for m in methods}
+        for name in methods["model"]["per_series"]
+    }
+    result: dict[str, Any] = {
+        "data": config.data.data,
+        "horizon": w.horizon,
+        "season": prep.season,
+        "input_length": prep.input_length,
+        "origins": len(origins),
+        "series": len(prep.stacked.ids),
+    }
+    for method, values in methods.items():
+        result[method] = {k: v for k, v in values.items() if k != "per_series"}
+    result["per_series"] = per_series
+    return result, forecasts
+
+
+@dataclass
+class ForecasterRun:
+    """What `train_forecaster` returns."""
+
+    run_dir: Path
+    fit: FitResult
+    backtest: dict[str, Any] | None
+    seconds: float
+    predictor: Any  # ForecastPredictor
+
+
+def train_forecaster(
+    config: ForecasterRunConfig,
+    run_dir: str | Path,
+    *,
+    callbacks: Sequence[Callback] = (),
+    resume: bool = False,
+    dataset: TimeSeriesDataset | None = None,
+) -> ForecasterRun:
+    """Train, backtest and save a forecaster; see the module docstring for the steps.
+
+    Args:
+        config: the run configuration.
+        run_dir: the run folder to write.
+        callbacks: training callbacks (progress bars).
+        resume: continue the run in `run_dir` from its last checkpoint.
+        dataset: series to use instead of loading `config.data.data` (Python use).
+    """
+    from rnnkit.tasks.forecasting.predictor import ForecastPredictor
+    from rnnkit.tasks.forecasting.report import write_outputs
+
+    started = time.perf_counter()
+    run_dir = Path(run_dir)
+    runs.check_run_dir(run_dir, to_dict(config), resume)
+    prep = prepare(config, dataset)
+    layout = prep.layout
+    model_cfg = replace(
+        config.model,
+        num_features=layout.num_features,
+        num_future=layout.num_future,
+        num_targets=len(layout.targets),
+        horizon=config.window.horizon,
+    )
+    w = config.window
+    train_windows = len(
+        origins_for(
+            prep.stacked,
+            prep.points,
+            "train",
+            input_length=prep.input_length,
+            horizon=w.horizon,
+            season=prep.season,
+        )[0]
+    )
+    members = member_count(train_windows, w.min_epoch_windows, config.ensemble)
+    # the saved model is the members merged side by side: k times as wide (see forecast_ensemble)
+    saved_cfg = replace(
+        model_cfg,
+        hidden_size=members * model_cfg.hidden_size,
+        head_size=members * model_cfg.head_size,
+    )
+    train_loader = make_loader(prep, config, "train", shuffle=True)
+    val_loader = make_loader(prep, config, "validation")
+    logger.info(
+        "data: %d series at %s, season %d, input %d -> horizon %d; %d train windows/epoch, "
+        "%d validation",
+        len(prep.stacked.ids),
+        prep.dataset.freq,
+        prep.season,
+        prep.input_length,
+        config.window.horizon,
+        count_origins(train_loader),
+        count_origins(val_loader),
+    )
+    if not resume:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        runs.write_config(
+            run_dir,
+            TASK,
+            {
+                "config": to_dict(config),
+                "model": to_dict(saved_cfg),
+                "ensemble": {"members": members, "member": to_dict(model_cfg)},
+                "layout": to_dict(layout),
+                "scaler": prep.scaler.to_dict(),
+                "input_length": prep.input_length,
+                "series": prep.stacked.ids,
+                "data_source": prep.dataset.source or config.data.data,
+            },
+        )
+    if members > 1:
+        logger.info(
+            "training an ensemble of %d members (%d training windows)", members, train_windows
+        )
+
+        def member_loader(seed: int):
+            return make_loader(
+                prep, replace(config, train=replace(config.train, seed=seed)), "train", shuffle=True
+            )
+
+        model, result = train_members(
+            model_cfg,
+            members,
+            member_loader,
+            val_loader,
+            config.train,
+            run_dir,
+            callbacks=callbacks,
+            resume=resume,
+        )
+    else:
+        torch.manual_seed(config.train.seed)
+        model = Forecaster(model_cfg)
+        result = fit(
+            model,
+            ForecastingTask(),
+            train_loader,
+            val_loader,
+            config.train,
+            run_dir=run_dir,
+            callbacks=callbacks,
+            resume=resume,
+        )
+    interval = calibrate_intervals(model, val_loader)
+    if interval is not None:
+        logger.info("80%% interval widened x%s on validation windows", interval)
+    if interval is not None or members > 1:
+        from rnnkit.training.checkpoint import save_weights
+
+        save_weights(model, run_dir / runs.WEIGHTS_FILE)
+    backtest, forecasts = (None, None)
+    if config.backtest:
+        backtest, forecasts = run_backtest(model, prep, config)
+    seconds = time.perf_counter() - started
+    write_outputs(
+        run_dir, config, model_cfg, prep, result, backtest, forecasts, seconds, members=members
+    )
+    predictor = ForecastPredictor(model, layout, prep.scaler, prep.input_length, config.window)
+    return ForecasterRun(run_dir, result, backtest, seconds, predictor)
+
+
+def evaluate_run(run_dir: str | Path, data: str | None = None, **options: Any) -> dict[str, Any]:
+    """The rolling-origin backtest of a saved forecaster on its test span (or on `data`'s).
+
+    Args:
+        run_dir: the run folder.
+        data: a registry name or path to backtest on instead; it is split like the training
+            data and scaled with the saved statistics (unseen series: their own history).
+        **options: `stride` (steps between origins) and data-config overrides such as
+            `test_steps`.
+
+    Returns:
+        {"data", "horizon", "origins", "model", "naive", "seasonal_naive", "streaming",
+        "per_series"}; each method holds mae, rmse, smape, mase (and coverage, pinball).
+    """
+    from rnnkit.tasks.forecasting.predictor import ForecastPredictor
+
+    config = runs.read_config(run_dir)
+    run_cfg = from_dict(ForecasterRunConfig, config["config"])
+    stride = options.pop("stride", None)
+    data_cfg = replace(run_cfg.data, **({"data": data} if data else {}), **options)
+    window = replace(run_cfg.window, backtest_stride=stride or run_cfg.window.backtest_stride)
+    run_cfg = replace(run_cfg, data=data_cfg, window=window)
+    predictor = ForecastPredictor.from_run(Path(run_dir), config)
+    prep = prepare(run_cfg, scaler=predictor.scaler)
+    metrics, _ = run_backtest(predictor.model, prep, run_cfg)
+    return metrics
+
+
+def _load(run_dir: Path, config: dict[str, Any], device: str = "cpu"):
+    from rnnkit.tasks.forecasting.predictor import ForecastPredictor
+
+    return ForecastPredictor.from_run(run_dir, config, device)
+
+
+runs.register_task(
+    TASK, load=_load, evaluate=evaluate_run, train=train_forecaster, config=ForecasterRunConfig
+)

@@ -1,0 +1,215 @@
+"""Using a trained forecaster: forecasts from a history, and a streaming predictor.
+
+- `ForecastPredictor.predict(history, horizon)`: the forecast after the end of each series, in
+  the data's units, with the 80% interval where the model has one.
+- `ForecastPredictor.stream(series_id, history)` -> `StreamingForecaster`
+  (`rnnkit.tasks.forecasting.streaming`): carries the recurrent state between calls; `update(value)`
+  advances one lean time step (not a re-run of the window) and returns the next forecast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from rnnkit import runs
+from rnnkit.config import from_dict
+from rnnkit.data.types import TimeSeriesDataset
+from rnnkit.errors import ConfigError, DataError
+from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+from rnnkit.tasks.forecasting.streaming import StepForecast, StreamingForecaster
+from rnnkit.tasks.forecasting.windows import Scaler, SeriesLayout, base_offsets
+
+__all__ = ["ForecastPredictor", "StepForecast", "StreamingForecaster"]
+
+History = TimeSeriesDataset | pd.DataFrame | dict[str, pd.DataFrame]
+
+
+class ForecastPredictor:
+    """A trained forecaster ready for histories: `predict(history, horizon) -> {id: frame}`."""
+
+    task = "forecasting"
+
+    def __init__(
+        self,
+        model: Forecaster,
+        layout: SeriesLayout,
+        scaler: Scaler,
+        input_length: int,
+        window: Any,
+        device: str = "cpu",
+    ) -> None:
+        self.model = model.to(device).eval()
+        self.layout = layout
+        self.scaler = scaler
+        self.input_length = input_length
+        self.window = window
+        self.device = torch.device(device)
+
+    @property
+    def horizon(self) -> int:
+        return self.model.config.horizon
+
+    @classmethod
+    def from_run(cls, run_dir: Path, config: dict[str, Any], device: str = "cpu"):
+        from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig
+
+        path = run_dir / runs.CONFIG_FILE
+        try:
+            model_cfg = from_dict(ForecasterConfig, config["model"])
+            run_cfg = from_dict(ForecasterRunConfig, config["config"])
+            layout = from_dict(SeriesLayout, config["layout"])
+            scaler = Scaler.from_dict(config["scaler"])
+            input_length = int(config["input_length"])
+        except KeyError as exc:
+            raise DataError(f"missing key {exc}", path=path) from None
+        except ConfigError as exc:
+            raise DataError(str(exc), path=path) from None
+        model = Forecaster(model_cfg)
+        runs.load_weights(model, run_dir)
+        return cls(model, layout, scaler, input_length, run_cfg.window, device)
+
+    # --- whole-window forecasts -----------------------------------------------------------
+
+    def predict(
+        self,
+        history: History,
+        horizon: int | None = None,
+        future: dict[str, pd.DataFrame] | None = None,
+    ) -> dict[str, pd.DataFrame]:
+        """Forecast the `horizon` steps after the end of each series in `history`.
+
+        Args:
+            history: a `TimeSeriesDataset`, one frame (a single series) or {id: frame}; frames
+                are indexed by time and hold the target (and covariate) columns.
+            horizon: steps to forecast, at most the trained horizon (the head is direct).
+            future: {id: frame} of the known-future covariates over the horizon, when the
+                model uses them.
+
+        Returns:
+            {series id: frame indexed by the forecast times} with a column per target, and
+            `<target>_lower` / `<target>_upper` (the 80% interval) where the model has them.
+        """
+        horizon = self._check_horizon(horizon)
+        frames = _frames(history)
+        for key, frame in frames.items():
+            self._check_frame(key, frame)
+        out = {}
+        for key, frame in frames.items():
+            x, fut, base, stats, index = self._inputs(key, frame, future)
+            with torch.no_grad():
+                params, _ = self.model(x, fut, base)
+                fc = self.model.forecast(params[0])  # (H, K)
+            out[key] = self._frame(fc, stats, index, horizon)
+        return out
+
+    def _check_horizon(self, horizon: int | None) -> int:
+        horizon = horizon or self.horizon
+        if not 1 <= horizon <= self.horizon:
+            raise ConfigError(
+                f"--horizon {horizon}: this model forecasts 1 to {self.horizon} steps at once; "
+                "train another with a longer --horizon"
+            )
+        return horizon
+
+    def _check_frame(self, key: str, frame: pd.DataFrame) -> None:
+        needed = [*self.layout.targets, *self.layout.covariates]
+        missing = [c for c in needed if c not in frame.columns]
+        if missing:
+            raise DataError(
+                f"series {key!r} lacks column(s) {missing}; the model reads {needed}",
+                column=missing[0],
+            )
+        least = max(self.input_length, self.layout.season)
+        if len(frame) < least:
+            raise DataError(
+                f"series {key!r} has {len(frame)} steps; the model needs at least {least} "
+                f"(input_length {self.input_length}, season {self.layout.season})"
+            )
+
+    def _inputs(self, key: str, frame: pd.DataFrame, future: dict[str, pd.DataFrame] | None):
+        layout, horizon = self.layout, self.horizon
+        stats = self.scaler.for_series(key, frame)
+        frame = _with_future_columns(frame, layout, key, future, horizon)
+        scaled = layout.scaled(frame, stats)
+        feats = layout.step_features(scaled, frame.index)[-self.input_length :]
+        index = _future_index(frame.index, layout.freq, horizon)
+        fut_scaled = _future_scaled(layout, stats, future, key, index)
+        fut = layout.future_features(fut_scaled, index)
+        z = scaled[:, : len(layout.targets)]
+        back = base_offsets(horizon, layout.season, self.window.baseline)
+        n = len(z)
+        if back is None:
+            base = np.zeros((horizon, z.shape[1]), dtype=np.float32)
+        else:
+            base = z[np.maximum(n - 1 + np.arange(1, horizon + 1) - back.numpy(), 0)]
+        tensors = [torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(0) for a in (feats, fut)]
+        base_t = torch.from_numpy(np.ascontiguousarray(base)).unsqueeze(0)
+        return tensors[0].to(self.device), tensors[1].to(self.device), base_t, stats, index
+
+    def _frame(self, fc, stats: dict, index: pd.DatetimeIndex, horizon: int) -> pd.DataFrame:
+        columns = {}
+        for k, target in enumerate(self.layout.targets):
+            shift, scale = stats[target]
+            columns[target] = fc.point[:horizon, k].cpu().numpy() * scale + shift
+            if fc.lower is not None and fc.upper is not None:
+                columns[f"{target}_lower"] = fc.lower[:horizon, k].cpu().numpy() * scale + shift
+                columns[f"{target}_upper"] = fc.upper[:horizon, k].cpu().numpy() * scale + shift
+        return pd.DataFrame(columns, index=index[:horizon])
+
+    # --- streaming -------------------------------------------------------------------------
+
+    def stream(self, series_id: str | None = None, history: pd.DataFrame | None = None):
+        """A `StreamingForecaster` for one series, warmed up on `history` when given."""
+        key = series_id or next(iter(self.scaler.params))
+        stats = self.scaler.for_series(key, history)
+        streamer = StreamingForecaster(self.model, self.layout, stats, self.window.baseline)
+        if history is not None:
+            streamer.warm_up(history)
+        return streamer
+
+
+def _frames(history: History) -> dict[str, pd.DataFrame]:
+    if isinstance(history, TimeSeriesDataset):
+        return dict(history.series)
+    if isinstance(history, pd.DataFrame):
+        return {"series": history}
+    return dict(history)
+
+
+def _future_index(index: pd.DatetimeIndex, freq: str, horizon: int) -> pd.DatetimeIndex:
+    return pd.date_range(index[-1], periods=horizon + 1, freq=freq)[1:]
+
+
+def _with_future_columns(frame, layout, key, future, horizon):
+    """History frames need no future-covariate values; fill them with 0 for scaling."""
+    del key, future, horizon
+    missing = [c for c in layout.future_covariates if c not in frame.columns]
+    if missing:
+        frame = frame.assign(**{c: 0.0 for c in missing})
+    return frame
+
+
+def _future_scaled(layout, stats, future, key, index) -> np.ndarray:
+    """(H, K + C + Cf) scaled columns over the horizon; only the future covariates matter."""
+    cols = [*layout.targets, *layout.covariates, *layout.future_covariates]
+    out = np.zeros((len(index), len(cols)), dtype=np.float32)
+    if not layout.future_covariates:
+        return out
+    if future is None or key not in future:
+        raise DataError(
+            f"the model reads future covariates {list(layout.future_covariates)}; give their "
+            f"values over the horizon for series {key!r}"
+        )
+    frame = future[key]
+    if len(frame) < len(index):
+        raise DataError(f"future covariates of {key!r} cover {len(frame)} of {len(index)} steps")
+    for i, column in enumerate(cols):
+        if column in layout.future_covariates:
+            shift, scale = stats[column]
+            out[:, i] = (frame[column].to_numpy(dtype=np.float64)[: len(index)] - shift) / scale
+    return out
