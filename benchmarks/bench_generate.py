@@ -6,7 +6,8 @@ With `--run`, the model of a trained language-model run folder; without it, a mo
 `rnnkit train lm` shape (char LSTM, 2 x 256, embedding 64, 70 characters) with random weights,
 which runs at the same speed. For each batch size, `rnnkit.tasks.language_model.generate`
 makes `--max-tokens` tokens per sample (temperature 0.8, top-k 40) after a 20-character
-prompt; the best of `--repeats` runs is reported as generated tokens/s (all samples counted) and ms per step. For contrast, the
+prompt; the best of `--repeats` runs is reported as generated tokens/s (all samples counted)
+and ms per step. For contrast, the
 "re-read" row re-runs the whole text so far for every token (what a generation loop without
 carried state costs), for a quarter of the tokens at batch 1.
 """
