@@ -38,7 +38,7 @@ REFERENCE = {"embedding_dim": 128, "hidden_size": 256, "num_layers": 2, "vocab":
 
 def reference_run(root: Path) -> Path:
     """A run folder of the reference shape, trained one epoch on synthetic texts."""
-    from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, train_classifier
+    from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, train_classifier
 
     rng = np.random.default_rng(0)
     words = [f"w{i}" for i in range(REFERENCE["vocab"] - 2)]  # + <pad>, <unk>
@@ -51,7 +51,7 @@ def reference_run(root: Path) -> Path:
     data = root / "synthetic.csv"
     data.write_text("\n".join(rows) + "\n", encoding="utf-8")
     config = apply_overrides(
-        ClassifierRunConfig(),
+        ClassificationRunConfig(),
         [
             f"data.data={data}",
             "data.min_freq=1",

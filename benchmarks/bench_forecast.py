@@ -39,7 +39,7 @@ from common import machine, table
 
 from rnnkit.config import apply_overrides
 from rnnkit.data import TimeSeriesDataset, load_dataset
-from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, train_forecaster
+from rnnkit.tasks.forecasting.pipeline import ForecastingRunConfig, train_forecaster
 
 WINDOW, HIDDEN, BATCH = 50, 50, 32
 
@@ -90,7 +90,7 @@ def rnnkit_training(dataset: TimeSeriesDataset, epochs: int, out: Path):
     validation (for early stopping), metrics.jsonl, the best weights and the resume checkpoint.
     """
     config = apply_overrides(
-        ForecasterRunConfig(),
+        ForecastingRunConfig(),
         [
             f"data.data={dataset.name}",
             "window.horizon=1",

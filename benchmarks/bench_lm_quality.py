@@ -8,7 +8,7 @@
 
 `speed`: chars/s of the tutorial loop (one `nn.LSTM(num_layers=2)`, hidden 256, batch 64 x
 sequence 128 random windows, Adam, fp32) and of rnnkit's training step (`LanguageModel` +
-`LanguageModelTask`, carried state, AdamW, clipping) at the tutorial's shape and at rnnkit's
+`LanguageModelObjective`, carried state, AdamW, clipping) at the tutorial's shape and at rnnkit's
 default (bptt 32; fp32, and bf16 autocast where the CPU runs a bf16 LSTM), alternating, plus a
 large fp32 matrix product's GFLOP/s, against which each loop's useful LSTM FLOPs are put.
 
@@ -46,8 +46,8 @@ from common import machine, matmul_gflops, table
 
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 from rnnkit.tasks.language_model.batches import LMWindows
-from rnnkit.tasks.language_model.objective import LanguageModelTask, encode_stream
-from rnnkit.tasks.language_model.pipeline import LMDataConfig, LMRunConfig, load_text
+from rnnkit.tasks.language_model.objective import LanguageModelObjective, encode_stream
+from rnnkit.tasks.language_model.pipeline import LanguageModelRunConfig, LMDataConfig, load_text
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, TrainConfig, TrainState, fit
 from rnnkit.training.engine import make_optimizer
@@ -134,13 +134,13 @@ def corpus() -> tuple[np.ndarray, np.ndarray, int]:
     )
 
 
-def configure(name: str, vocab: int) -> LMRunConfig:
-    base = LMRunConfig()
+def configure(name: str, vocab: int) -> LanguageModelRunConfig:
+    base = LanguageModelRunConfig()
     sections: dict[str, dict[str, Any]] = {"model": {}, "train": {}, "data": {}}
     for key, value in {**REFERENCE, **CONFIGS[name]}.items():
         section, field = key.split(".")
         sections[section][field] = value
-    return LMRunConfig(
+    return LanguageModelRunConfig(
         data=replace(base.data, **sections["data"]),
         model=replace(base.model, vocab_size=vocab, **sections["model"]),
         train=replace(base.train, **sections["train"]),
@@ -175,7 +175,7 @@ def run_quality(
     loader = LMWindows(
         train_ids[: chars + train_cfg.batch_size], train_cfg.batch_size, cfg.data.bptt
     )
-    task = LanguageModelTask(cfg.data.carry_state, 1.0, 128, 16)
+    task = LanguageModelObjective(cfg.data.carry_state, 1.0, 128, 16)
     val_loader = task.windows(val_ids[:val_chars])
     torch.manual_seed(train_cfg.seed)
     model = LanguageModel(cfg.model)
@@ -253,7 +253,7 @@ def run_tutorial(train_ids, val_ids, vocab: int, seconds: float) -> dict:
     windows = LMWindows(val_ids, 16, bptt)
     # rnnkit's scoring: TutorialLM has LanguageModel's `(ids, state) -> (logits, state)`
     cpu = torch.device("cpu")
-    carried = LanguageModelTask().evaluate(
+    carried = LanguageModelObjective().evaluate(
         model, windows, EvalContext(cpu, resolve_precision("fp32", cpu))
     )
     nats, tokens = 0.0, 0
@@ -282,7 +282,7 @@ def run_speed(train_ids, vocab: int, seconds: float) -> list[list[object]]:
     _, tutorial_step = tutorial_loop(data, vocab)
 
     def rnnkit_step(bptt: int, bf16: bool, session3: bool = False):
-        """rnnkit's training step: `LanguageModelTask` (carried state), AdamW, clipping.
+        """rnnkit's training step: `LanguageModelObjective` (carried state), AdamW, clipping.
 
         `session3`: the step before session 4 (element-wise dropout between the layers, the
         per-tensor AdamW loop) for comparison.
@@ -293,7 +293,7 @@ def run_speed(train_ids, vocab: int, seconds: float) -> list[list[object]]:
             opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
         else:
             opt = make_optimizer(model, TrainConfig(lr=2e-3), torch.device("cpu"))
-        task = LanguageModelTask()
+        task = LanguageModelObjective()
         windows = LMWindows(data, batch, bptt)
         stream = iter(windows)
 

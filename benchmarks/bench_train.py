@@ -29,7 +29,7 @@ from common import machine, matmul_gflops, table
 
 from rnnkit.data import load_dataset
 from rnnkit.models.classifier import ClassifierConfig, TextClassifier
-from rnnkit.tasks.classification.pipeline import ClassificationTask, encode, make_loader
+from rnnkit.tasks.classification.pipeline import ClassificationObjective, encode, make_loader
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, TrainConfig, TrainState, fit
 from rnnkit.training.precision import cpu_supports_bf16_lstm, resolve_precision
@@ -174,7 +174,7 @@ def main() -> None:
             make_loader(i, y, bs, shuffle=s, seed=0, pad_id=0)
             for i, y, s in ((train_ids, train_y, True), (val_ids, val_y, False))
         ]
-        task = ClassificationTask(classes)
+        task = ClassificationObjective(classes)
         timer = EpochTimer()
         fit(model, task, loaders[0], loaders[1], train_cfg, callbacks=[timer])
         per_epoch = min(timer.times)  # the first epoch includes warm-up

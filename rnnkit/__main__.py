@@ -2,7 +2,7 @@
 
 import sys
 
-from rnnkit.cli import main
+from rnnkit.cli.commands import main
 
 if __name__ == "__main__":
     sys.exit(main())

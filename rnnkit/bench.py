@@ -224,9 +224,9 @@ def typical_length(prep: Any) -> int:
         return trained_length(config)
     try:
         from rnnkit.config import from_dict
-        from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, encode, load_texts
+        from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, encode, load_texts
 
-        cfg = from_dict(ClassifierRunConfig, config["config"]).data
+        cfg = from_dict(ClassificationRunConfig, config["config"]).data
         texts = load_texts(cfg).split(seed=cfg.split_seed, validation=cfg.validation, test=cfg.test)
         ids = encode(prep.predictor.encoder, texts.test.texts, cfg.max_length)
         return max(1, int(np.median([len(row) for row in ids])))

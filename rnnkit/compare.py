@@ -82,9 +82,9 @@ class TaskView:
 
 
 def _classifier_latency(run_dir: Path, predictor: Any, batch: int) -> Callable[[], Any]:
-    from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, load_texts
+    from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, load_texts
 
-    cfg = from_dict(ClassifierRunConfig, runs.read_config(run_dir)["config"]).data
+    cfg = from_dict(ClassificationRunConfig, runs.read_config(run_dir)["config"]).data
     texts = load_texts(cfg).split(seed=cfg.split_seed, validation=cfg.validation, test=cfg.test)
     pool = texts.test.texts
     chosen = [pool[i % len(pool)] for i in range(batch)]
@@ -92,9 +92,9 @@ def _classifier_latency(run_dir: Path, predictor: Any, batch: int) -> Callable[[
 
 
 def _forecaster_latency(run_dir: Path, predictor: Any, batch: int) -> Callable[[], Any]:
-    from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, load_series
+    from rnnkit.tasks.forecasting.pipeline import ForecastingRunConfig, load_series
 
-    cfg = from_dict(ForecasterRunConfig, runs.read_config(run_dir)["config"]).data
+    cfg = from_dict(ForecastingRunConfig, runs.read_config(run_dir)["config"]).data
     frames = list(load_series(cfg).series.items())
     # Known series ids keep their saved scaling; copies beyond them are scaled by their history.
     history = {

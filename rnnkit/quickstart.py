@@ -316,10 +316,10 @@ def _read_json(path: Path) -> Any:
 def _score_classifier(run_dir: Path, examples: int) -> tuple[list[Row], dict[str, Any]]:
     """Test accuracy against always predicting the training split's most frequent class."""
     from rnnkit.config import from_dict
-    from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, load_texts
+    from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, load_texts
 
     config = runs.read_config(run_dir)
-    run_cfg = from_dict(ClassifierRunConfig, config["config"])
+    run_cfg = from_dict(ClassificationRunConfig, config["config"])
     data = run_cfg.data
     splits = load_texts(data).split(
         seed=data.split_seed, validation=data.validation, test=data.test
@@ -393,10 +393,10 @@ def _score_lm(run_dir: Path, examples: int) -> tuple[list[Row], dict[str, Any]]:
     """Loss in nats/char and bits/char against a unigram character model, on the same text."""
     del examples
     from rnnkit.config import from_dict
-    from rnnkit.tasks.language_model.pipeline import LMRunConfig, load_text
+    from rnnkit.tasks.language_model.pipeline import LanguageModelRunConfig, load_text
 
     config = runs.read_config(run_dir)
-    run_cfg = from_dict(LMRunConfig, config["config"])
+    run_cfg = from_dict(LanguageModelRunConfig, config["config"])
     text = load_text(run_cfg.data)
     metrics = _read_json(run_dir / "test_metrics.json")
     evaluated = text.test if metrics.get("data") == "test" else text.validation

@@ -14,7 +14,7 @@ from rnnkit.config import apply_overrides
 
 @pytest.fixture(scope="module")
 def tiny_classifier(tmp_path_factory) -> Path:
-    from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, train_classifier
+    from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, train_classifier
 
     root = tmp_path_factory.mktemp("bench")
     texts = {"pos": "a wonderful film", "neg": "a dull boring film"}
@@ -22,7 +22,7 @@ def tiny_classifier(tmp_path_factory) -> Path:
     rows = ["review,stars"] + [f'"{texts[y]} {i % 5}",{y}' for i, y in enumerate(labels)]
     (root / "reviews.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     config = apply_overrides(
-        ClassifierRunConfig(),
+        ClassificationRunConfig(),
         [
             f"data.data={root / 'reviews.csv'}",
             "data.text_column=review",

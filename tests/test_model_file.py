@@ -24,9 +24,9 @@ from rnnkit.cli import main
 from rnnkit.config import apply_overrides
 from rnnkit.errors import ModelFileError
 from rnnkit.model_file import check_config, read_header
-from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, train_classifier
-from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, train_forecaster
-from rnnkit.tasks.language_model.pipeline import LMRunConfig, train_lm
+from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, train_classifier
+from rnnkit.tasks.forecasting.pipeline import ForecastingRunConfig, train_forecaster
+from rnnkit.tasks.language_model.pipeline import LanguageModelRunConfig, train_lm
 
 WEIGHTS = "model.safetensors"
 EMBEDDING = "embedding.weight"  # (vocabulary, 4) in the tiny classifier
@@ -39,7 +39,7 @@ def _classifier(root: Path) -> Path:
     ]
     (root / "reviews.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     config = apply_overrides(
-        ClassifierRunConfig(),
+        ClassificationRunConfig(),
         [
             f"data.data={root / 'reviews.csv'}",
             "data.text_column=review",
@@ -60,7 +60,7 @@ def _forecaster(root: Path) -> Path:
     rows = ["day,sales"] + [f"{d},{10 + 3 * math.sin(i):.3f}" for i, d in enumerate(days)]
     (root / "sales.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     config = apply_overrides(
-        ForecasterRunConfig(),
+        ForecastingRunConfig(),
         [
             f"data.data={root / 'sales.csv'}",
             "data.time_column=day",
@@ -83,7 +83,7 @@ def _forecaster(root: Path) -> Path:
 def _language_model(root: Path) -> Path:
     (root / "verse.txt").write_text("to be or not to be, that is the question.\n" * 20)
     config = apply_overrides(
-        LMRunConfig(),
+        LanguageModelRunConfig(),
         [
             f"data.data={root / 'verse.txt'}",
             "data.bptt=16",

@@ -164,9 +164,13 @@ def real_inputs(prep: Prepared, batch: int = 7, length: int = 48) -> list[dict[s
         encoder = prep.predictor.encoder
         if task == "classification":
             from rnnkit.config import from_dict
-            from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, encode, load_texts
+            from rnnkit.tasks.classification.pipeline import (
+                ClassificationRunConfig,
+                encode,
+                load_texts,
+            )
 
-            cfg = from_dict(ClassifierRunConfig, prep.config["config"])
+            cfg = from_dict(ClassificationRunConfig, prep.config["config"])
             texts = list(load_texts(cfg.data).data.texts[:batch])
             ids = encode(encoder, texts, prep.predictor.max_length)
             lengths = np.array([len(r) for r in ids], dtype=np.int64)
@@ -175,9 +179,9 @@ def real_inputs(prep: Prepared, batch: int = 7, length: int = 48) -> list[dict[s
                 padded[i, : len(row)] = row
             return [{"ids": padded, "lengths": lengths}]
         from rnnkit.config import from_dict
-        from rnnkit.tasks.language_model.pipeline import LMRunConfig, load_text
+        from rnnkit.tasks.language_model.pipeline import LanguageModelRunConfig, load_text
 
-        cfg = from_dict(LMRunConfig, prep.config["config"])
+        cfg = from_dict(LanguageModelRunConfig, prep.config["config"])
         text = load_text(cfg.data)
         stream = np.array(encoder.encode((text.validation or text.train)[: 64 * batch * length]))
         rows = min(batch, len(stream) // length)

@@ -153,13 +153,13 @@ def _evaluate_classifier(run_dir: Path, config: dict[str, Any], runner: Runner):
     from rnnkit.config import from_dict
     from rnnkit.tasks.classification.metrics import classification_metrics
     from rnnkit.tasks.classification.pipeline import (
+        ClassificationRunConfig,
         ClassifierPredictor,
-        ClassifierRunConfig,
         load_texts,
     )
 
     predictor = ClassifierPredictor.from_run(run_dir, config)
-    cfg = from_dict(ClassifierRunConfig, config["config"]).data
+    cfg = from_dict(ClassificationRunConfig, config["config"]).data
     part = load_texts(cfg).split(seed=cfg.split_seed, validation=cfg.validation, test=cfg.test)
     texts, labels = part.test.texts, part.test.labels
     index = {c: i for i, c in enumerate(predictor.classes)}
@@ -178,11 +178,11 @@ def _evaluate_classifier(run_dir: Path, config: dict[str, Any], runner: Runner):
 
 def _evaluate_language_model(run_dir: Path, config: dict[str, Any], runner: Runner):
     from rnnkit.config import from_dict
-    from rnnkit.tasks.language_model.pipeline import LMRunConfig, load_text
+    from rnnkit.tasks.language_model.pipeline import LanguageModelRunConfig, load_text
     from rnnkit.tasks.language_model.predictor import LanguageModelPredictor
 
     predictor = LanguageModelPredictor.from_run(run_dir, config)
-    cfg = from_dict(LMRunConfig, config["config"]).data
+    cfg = from_dict(LanguageModelRunConfig, config["config"]).data
     text = load_text(cfg)
     part = text.validation or text.test or text.train
     fp32 = predictor.evaluate_text(part, cfg.bptt, cfg.eval_batch_size)
@@ -195,11 +195,11 @@ def _evaluate_language_model(run_dir: Path, config: dict[str, Any], runner: Runn
 
 def _evaluate_forecaster(run_dir: Path, config: dict[str, Any], runner: Runner):
     from rnnkit.config import from_dict
-    from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, prepare, run_backtest
+    from rnnkit.tasks.forecasting.pipeline import ForecastingRunConfig, prepare, run_backtest
     from rnnkit.tasks.forecasting.predictor import ForecastPredictor
 
     predictor = ForecastPredictor.from_run(run_dir, config)
-    cfg = from_dict(ForecasterRunConfig, config["config"])
+    cfg = from_dict(ForecastingRunConfig, config["config"])
     prep = prepare(cfg, scaler=predictor.scaler)
     keys = ("mase", "mae", "smape")
     fp32, _ = run_backtest(predictor.model, prep, cfg)

@@ -47,11 +47,11 @@ def train_tiny(task: str, cell: str, root: Path) -> Path:
     layers = "2" if cell == "lstm" else "1"
     common = [f"model.cell={cell}", f"model.num_layers={layers}", "train.device=cpu"]
     if task == "classification":
-        from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, train_classifier
+        from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, train_classifier
 
         data = _reviews(root / "reviews.csv")
         config = apply_overrides(
-            ClassifierRunConfig(),
+            ClassificationRunConfig(),
             [
                 *common,
                 f"data.data={data}",
@@ -71,12 +71,12 @@ def train_tiny(task: str, cell: str, root: Path) -> Path:
         )
         train_classifier(config, run)
     elif task == "language-model":
-        from rnnkit.tasks.language_model.pipeline import LMRunConfig, train_lm
+        from rnnkit.tasks.language_model.pipeline import LanguageModelRunConfig, train_lm
 
         data = root / "verse.txt"
         data.write_text(VERSE * 8, encoding="utf-8")
         config = apply_overrides(
-            LMRunConfig(),
+            LanguageModelRunConfig(),
             [
                 *common,
                 f"data.data={data}",
@@ -92,11 +92,11 @@ def train_tiny(task: str, cell: str, root: Path) -> Path:
         )
         train_lm(config, run)
     else:
-        from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, train_forecaster
+        from rnnkit.tasks.forecasting.pipeline import ForecastingRunConfig, train_forecaster
 
         data = _sales(root / "sales.csv")
         config = apply_overrides(
-            ForecasterRunConfig(),
+            ForecastingRunConfig(),
             [
                 *common,
                 f"data.data={data}",

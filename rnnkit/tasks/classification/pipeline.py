@@ -11,195 +11,47 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
-from rnnkit import runs
+from rnnkit import run_folder
 from rnnkit.config import from_dict, to_dict
-from rnnkit.data import TextClassificationDataset, load_dataset
-from rnnkit.data.batching import BucketBatchSampler, PadCollate, SequenceDataset
 from rnnkit.errors import ConfigError, DataError
-from rnnkit.models.classifier import ClassifierConfig, TextClassifier
+from rnnkit.models.classifier import TextClassifier
+from rnnkit.run_folder import Files
+from rnnkit.tasks.classification.config import (
+    TASK,
+    ClassificationRunConfig,
+    EmbeddingsConfig,
+    TextDataConfig,
+)
+from rnnkit.tasks.classification.data import encode, held_out, load_texts, make_loader
 from rnnkit.tasks.classification.metrics import classification_metrics
-from rnnkit.tasks.classification.transfer import TransferConfig
+from rnnkit.tasks.classification.objective import ClassificationObjective, UnfreezeEmbeddings
+from rnnkit.tasks.classification.predictor import ClassifierPredictor
 from rnnkit.text import TextEncoder
-from rnnkit.training import Callback, EvalContext, FitResult, TrainConfig, TrainState, fit
-from rnnkit.training.precision import eval_mode, resolve_precision
+from rnnkit.training import Callback, EvalContext, FitResult, fit
+from rnnkit.training.precision import resolve_precision
 
 logger = logging.getLogger(__name__)
 
-TASK = "classification"
-
-
-@dataclass(frozen=True)
-class TextDataConfig:
-    """Where the texts come from and how they become ids.
-
-    Attributes:
-        data: a registry dataset name or a path (CSV/TSV/JSONL/Parquet, class folders).
-        text_column: the text column of a table.
-        label_column: the label column of a table.
-        tokenizer: "basic_english" (lower-cased words; matches GloVe 6B's vocabulary), "char"
-            or "bpe".
-        min_freq: drop words seen fewer times in training; 2 removes typos and one-offs.
-        max_size: cap on the vocabulary (most frequent first); None keeps all.
-        vocab_size: the BPE vocabulary size (bpe only).
-        max_length: keep the first N tokens of each text; None keeps every token.
-        validation: share of labelled data held out to pick the best epoch.
-        test: share held out for the final, untouched evaluation.
-        split_seed: seeds the stratified split; kept separate from the training seed so
-            different training seeds are compared on the same test set.
-    """
-
-    data: str = "rotten-tomatoes"
-    text_column: str = "text"
-    label_column: str = "label"
-    tokenizer: Literal["basic_english", "char", "bpe"] = "basic_english"
-    min_freq: int = 2
-    max_size: int | None = None
-    vocab_size: int = 8000
-    max_length: int | None = None
-    validation: float = 0.1
-    test: float = 0.1
-    split_seed: int = 0
-
-
-@dataclass(frozen=True)
-class EmbeddingsConfig:
-    """Pretrained word vectors for the embedding layer.
-
-    Attributes:
-        vectors: "glove-6b-50d", a GloVe-format .txt path, or None for random init.
-        freeze: start with the vectors fixed, so the randomly initialised encoder and head do
-            not drag good vectors around in the first, noisiest epochs (no effect without
-            vectors). On rotten-tomatoes this gave 0.809 mean test accuracy over 3 seeds against
-            0.802 for fine-tuning from the start (docs/benchmarks.md).
-        unfreeze_after: with freeze, fine-tune the vectors after this many epochs; None keeps
-            them frozen throughout.
-    """
-
-    vectors: str | None = "glove-6b-50d"
-    freeze: bool = True
-    unfreeze_after: int | None = 2
-
-
-@dataclass(frozen=True)
-class ClassifierRunConfig:
-    """Everything `rnnkit train classifier` needs; config files and --set map onto this.
-
-    Attributes:
-        monitor: the validation metric that picks the best epoch and drives early stopping;
-            "macro_f1" suits imbalanced labels, where accuracy rewards the majority class.
-    """
-
-    data: TextDataConfig = field(default_factory=TextDataConfig)
-    model: ClassifierConfig = field(default_factory=ClassifierConfig)
-    embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
-    transfer: TransferConfig = field(default_factory=TransferConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    monitor: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
-
-
-class ClassificationTask:
-    """Cross-entropy loss; accuracy, macro-F1 and loss on evaluation."""
-
-    def __init__(self, classes: Sequence[str], monitor: str = "accuracy") -> None:
-        self.classes = list(classes)
-        self.monitor = monitor
-        self.monitor_mode: Literal["max", "min"] = "min" if monitor == "loss" else "max"
-
-    def compute_loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
-        return F.cross_entropy(model(batch.ids, batch.lengths).float(), batch.labels)
-
-    def predict(
-        self, model: torch.nn.Module, loader: Any, ctx: EvalContext
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Probabilities (N, C) and true label ids (N,), in the loader's order."""
-        probs, labels = [], []
-        with eval_mode(model):
-            for batch in loader:
-                batch = batch.to(ctx.device)
-                with ctx.precision.autocast():
-                    logits = model(batch.ids, batch.lengths)
-                probs.append(torch.softmax(logits.float(), dim=-1).cpu())
-                labels.append(batch.labels.cpu())
-        return torch.cat(probs).numpy(), torch.cat(labels).numpy()
-
-    def evaluate(self, model: torch.nn.Module, loader: Any, ctx: EvalContext) -> dict[str, float]:
-        probs, labels = self.predict(model, loader, ctx)
-        picked = probs[np.arange(len(labels)), labels]
-        metrics = classification_metrics(labels, probs.argmax(1), self.classes)
-        return {
-            "loss": float(-np.log(np.clip(picked, 1e-12, None)).mean()),
-            "accuracy": metrics["accuracy"],
-            "macro_f1": metrics["macro_f1"],
-        }
-
-
-class UnfreezeEmbeddings(Callback):
-    """Start fine-tuning frozen pretrained embeddings once `after` epochs are done."""
-
-    def __init__(self, weight: torch.nn.Parameter, after: int) -> None:
-        self.weight, self.after = weight, after
-
-    def on_epoch_begin(self, state: TrainState) -> None:
-        if state.epoch > self.after and not self.weight.requires_grad:
-            logger.info("epoch %d: unfreezing the embeddings", state.epoch)
-            self.weight.requires_grad_(True)
-
-
-def load_texts(config: TextDataConfig) -> TextClassificationDataset:
-    """The labelled texts named by `config.data`, checked to be fit for classification."""
-    is_path = Path(config.data).expanduser().exists()
-    options: dict[str, Any] = {}
-    if is_path:
-        options = {"task": "classification", "text_column": config.text_column}
-        options["label_column"] = config.label_column
-    dataset = load_dataset(config.data, **options)
-    if not isinstance(dataset, TextClassificationDataset):
-        raise ConfigError(
-            f"--data {config.data} is a {dataset.task} dataset; a classifier needs labelled texts"
-        )
-    classes = dataset.classes
-    if len(classes) < 2:
-        raise DataError(
-            f"every label is {classes[0]!r}; a classifier needs at least two classes",
-            path=dataset.source or config.data,
-            column=config.label_column if is_path else None,
-        )
-    return dataset
-
-
-def encode(encoder: TextEncoder, texts: Sequence[str], max_length: int | None) -> list[list[int]]:
-    """Token ids per text; a text with no tokens becomes `[<unk>]` (an RNN needs one step)."""
-    ids = encoder.encode_batch(list(texts), max_length=max_length)
-    empty = [i for i, seq in enumerate(ids) if len(seq) == 0]
-    if empty:
-        logger.warning("%d text(s) have no tokens (e.g. #%d); using <unk>", len(empty), empty[0])
-        for i in empty:
-            ids[i] = [encoder.unk_id]
-    return ids
-
-
-def make_loader(
-    ids: list[list[int]],
-    labels: list[int] | None,
-    batch_size: int,
-    *,
-    shuffle: bool,
-    seed: int,
-    pad_id: int,
-) -> DataLoader:
-    """Length-bucketed batches: shuffled for training, sorted by length for evaluation."""
-    dataset = SequenceDataset(ids, labels)
-    sampler = BucketBatchSampler(dataset.lengths, batch_size, shuffle=shuffle, seed=seed)
-    return DataLoader(dataset, batch_sampler=sampler, collate_fn=PadCollate(pad_id=pad_id))
+__all__ = [
+    "ClassificationRunConfig",
+    "ClassifierPredictor",
+    "ClassifierRun",
+    "EmbeddingsConfig",
+    "TextDataConfig",
+    "encode",
+    "evaluate_run",
+    "held_out",
+    "load_texts",
+    "make_loader",
+    "train_classifier",
+]
 
 
 @dataclass
@@ -214,7 +66,7 @@ class ClassifierRun:
 
 
 def train_classifier(
-    config: ClassifierRunConfig,
+    config: ClassificationRunConfig,
     run_dir: str | Path,
     *,
     callbacks: Sequence[Callback] = (),
@@ -223,7 +75,7 @@ def train_classifier(
     """Train, evaluate and save a text classifier; see the module docstring for the steps."""
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    runs.check_run_dir(run_dir, to_dict(config), resume)
+    run_folder.check_run_dir(run_dir, to_dict(config), resume)
     data_cfg = config.data
     dataset = load_texts(data_cfg)
     splits = dataset.split(
@@ -247,7 +99,7 @@ def train_classifier(
 
         lm_config, lm_encoder = lm_run(config.transfer.init_from)
     if resume:
-        text_encoder = TextEncoder.load(run_dir / runs.TOKENIZER_FILE)
+        text_encoder = TextEncoder.load(run_dir / Files.TOKENIZER)
     elif lm_config is not None:
         text_encoder = lm_encoder  # read text exactly as the language model did
     else:
@@ -308,8 +160,8 @@ def train_classifier(
 
     if not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
-        text_encoder.save(run_dir / runs.TOKENIZER_FILE)
-        runs.write_config(
+        text_encoder.save(run_dir / Files.TOKENIZER)
+        run_folder.write_config(
             run_dir,
             TASK,
             {
@@ -321,7 +173,7 @@ def train_classifier(
                 "embeddings_coverage": coverage.as_dict() if coverage is not None else None,
             },
         )
-    task = ClassificationTask(classes, config.monitor)
+    task = ClassificationObjective(classes, config.monitor)
     all_callbacks = list(callbacks)
     if lm_config is not None and config.transfer.gradual_unfreezing:
         from rnnkit.tasks.classification.transfer import GradualUnfreezing, layer_groups
@@ -388,78 +240,6 @@ def _write_outputs(run_dir, config, model_cfg, result, test_metrics, seconds, co
     write_html_report(run_dir, **report)
 
 
-class ClassifierPredictor:
-    """A trained classifier ready for texts: `predict(texts) -> [{label, probabilities}]`."""
-
-    task = TASK
-
-    def __init__(
-        self,
-        model: TextClassifier,
-        encoder: TextEncoder,
-        classes: list[str],
-        max_length: int | None = None,
-        device: str = "cpu",
-    ) -> None:
-        self.model = model.to(device).eval()
-        self.encoder = encoder
-        self.classes = classes
-        self.max_length = max_length
-        self.device = torch.device(device)
-
-    @classmethod
-    def from_run(cls, run_dir: Path, config: dict[str, Any], device: str = "cpu"):
-        try:
-            model_cfg = from_dict(ClassifierConfig, config["model"])
-            run_cfg = from_dict(ClassifierRunConfig, config["config"])
-            classes = list(config["classes"])
-        except KeyError as exc:
-            raise DataError(f"missing key {exc}", path=run_dir / runs.CONFIG_FILE) from None
-        except ConfigError as exc:
-            raise DataError(str(exc), path=run_dir / runs.CONFIG_FILE) from None
-        if len(classes) != model_cfg.num_classes:
-            raise DataError(
-                f"{len(classes)} classes listed but the model has {model_cfg.num_classes} outputs",
-                path=run_dir / runs.CONFIG_FILE,
-                column="classes",
-            )
-        encoder = runs.load_text_encoder(run_dir, model_cfg.vocab_size)
-        model = TextClassifier(model_cfg)
-        runs.load_weights(model, run_dir)
-        return cls(model, encoder, classes, run_cfg.data.max_length, device)
-
-    def predict_proba(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
-        """(N, C) class probabilities, in the order of `texts`."""
-        if isinstance(texts, str):
-            texts = [texts]
-        if len(texts) == 0:
-            return np.zeros((0, len(self.classes)), dtype=np.float32)
-        ids = encode(self.encoder, texts, self.max_length)
-        loader = make_loader(
-            ids, None, batch_size, shuffle=False, seed=0, pad_id=self.encoder.pad_id
-        )
-        order = [i for batch in loader.batch_sampler for i in batch]
-        out = np.empty((len(texts), len(self.classes)), dtype=np.float32)
-        rows = []
-        with torch.no_grad():
-            for batch in loader:
-                batch = batch.to(self.device)
-                rows.append(torch.softmax(self.model(batch.ids, batch.lengths).float(), -1).cpu())
-        out[order] = torch.cat(rows).numpy()
-        return out
-
-    def predict(self, texts: Sequence[str] | str, batch_size: int = 64) -> list[dict[str, Any]]:
-        """One result per text: `{"label": ..., "probabilities": {label: p}}`."""
-        probs = self.predict_proba(texts, batch_size)
-        return [
-            {
-                "label": self.classes[int(row.argmax())],
-                "probabilities": {c: float(p) for c, p in zip(self.classes, row, strict=True)},
-            }
-            for row in probs
-        ]
-
-
 def evaluate_run(run_dir: str | Path, data: str | None = None, **columns: str) -> dict[str, Any]:
     """Metrics of a saved classifier on its own test split, or on all of `data`.
 
@@ -471,39 +251,25 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, **columns: str) -
     Returns:
         `classification_metrics(...)` plus `data` (what was evaluated) and `n`.
     """
-    config = runs.read_config(run_dir)
-    predictor = ClassifierPredictor.from_run(Path(run_dir), config)
-    run_cfg = from_dict(ClassifierRunConfig, config["config"])
+    run_dir = Path(run_dir)
+    config = run_folder.read_config_file(run_dir)
+    predictor = ClassifierPredictor.from_run(run_dir, config)
     if data is None:
-        dataset = load_texts(run_cfg.data)
-        part = dataset.split(
-            seed=run_cfg.data.split_seed,
-            validation=run_cfg.data.validation,
-            test=run_cfg.data.test,
-        ).test
-        described = f"{run_cfg.data.data} (test split, seed {run_cfg.data.split_seed})"
+        part, described = held_out(run_dir, config)
+        source: str | Path | None = run_dir
     else:
-        data_cfg = replace(run_cfg.data, data=data, **columns)
-        dataset = load_texts(data_cfg)
+        run_cfg = from_dict(ClassificationRunConfig, config["config"])
+        dataset = load_texts(replace(run_cfg.data, data=data, **columns))
         part = dataset.data if dataset.test is None else dataset.test
-        described = data
+        described, source = data, dataset.source or data
     unknown = sorted(set(part.labels) - set(predictor.classes))
     if unknown:
         raise DataError(
             f"labels {unknown[:5]} were not seen in training; the model knows {predictor.classes}",
-            path=dataset.source or data,
+            path=source,
         )
     probs = predictor.predict_proba(part.texts)
     index = {c: i for i, c in enumerate(predictor.classes)}
     truth = np.array([index[label] for label in part.labels])
     metrics = classification_metrics(truth, probs.argmax(1), predictor.classes, probs=probs)
     return {"data": described, **metrics}
-
-
-runs.register_task(
-    TASK,
-    load=ClassifierPredictor.from_run,
-    evaluate=evaluate_run,
-    train=train_classifier,
-    config=ClassifierRunConfig,
-)

@@ -24,8 +24,9 @@ import torch
 from safetensors import safe_open
 from torch import nn
 
-from rnnkit import model_file, runs
+from rnnkit import model_file, run_folder
 from rnnkit.errors import ConfigError, DataError
+from rnnkit.run_folder import Files
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, TrainState
 
@@ -52,15 +53,15 @@ class TransferConfig:
 
 def lm_run(path: str | Path) -> tuple[dict[str, Any], TextEncoder]:
     """The config and `TextEncoder` of a language-model run folder, checked to be one."""
-    config = runs.read_config(path)
+    config = run_folder.read_config_file(path)
     if config["task"] != LM_TASK:
         raise ConfigError(
             f"--init-from {path} is a {config['task']} run; it must be a language model "
             "(rnnkit train lm ...)"
         )
-    tokenizer = Path(path) / runs.TOKENIZER_FILE
+    tokenizer = Path(path) / Files.TOKENIZER
     if not tokenizer.is_file():
-        raise DataError(f"{runs.TOKENIZER_FILE} is missing", path=path)
+        raise DataError(f"{Files.TOKENIZER} is missing", path=path)
     return config, TextEncoder.load(tokenizer)
 
 
@@ -91,9 +92,9 @@ def load_lm_weights(model: nn.Module, path: str | Path) -> list[str]:
     Raises:
         DataError: the LM's weights file is missing or a tensor's shape differs from the model's.
     """
-    weights = Path(path) / runs.WEIGHTS_FILE
+    weights = Path(path) / Files.WEIGHTS
     if not weights.is_file():
-        raise DataError(f"{runs.WEIGHTS_FILE} is missing (was training interrupted?)", path=path)
+        raise DataError(f"{Files.WEIGHTS} is missing (was training interrupted?)", path=path)
     model_file.read_header(weights)  # a pickle or damaged header is refused before any read
     own = model.state_dict()
     copied = []

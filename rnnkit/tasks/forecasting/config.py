@@ -10,6 +10,8 @@ from rnnkit.models.forecaster import ForecasterConfig
 from rnnkit.tasks.forecasting.windows import Baseline, default_season
 from rnnkit.training import TrainConfig
 
+TASK = "forecasting"
+
 
 @dataclass(frozen=True)
 class SeriesDataConfig:
@@ -90,7 +92,7 @@ def _train_defaults() -> TrainConfig:
 
 
 @dataclass(frozen=True)
-class ForecasterRunConfig:
+class ForecastingRunConfig:
     """Everything `rnnkit train forecaster` needs; config files and --set map onto this."""
 
     data: SeriesDataConfig = field(default_factory=SeriesDataConfig)

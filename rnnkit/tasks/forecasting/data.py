@@ -13,11 +13,13 @@ from typing import Any
 
 import numpy as np
 
+from rnnkit.config import from_dict
 from rnnkit.data import TimeSeriesDataset, load_dataset
 from rnnkit.errors import ConfigError
-from rnnkit.tasks.forecasting.config import ForecasterRunConfig, SeriesDataConfig
+from rnnkit.tasks.forecasting.config import ForecastingRunConfig, SeriesDataConfig
 from rnnkit.tasks.forecasting.streams import StreamLoader
 from rnnkit.tasks.forecasting.windows import Scaler, SeriesLayout, StackedSeries, WindowLoader
+from rnnkit.tasks.spec import HeldOut
 
 #: windows per validation batch (a few MB of inputs even for long windows)
 EVAL_BATCH = 1024
@@ -44,7 +46,7 @@ def load_series(config: SeriesDataConfig) -> TimeSeriesDataset:
     return dataset
 
 
-def layout_for(dataset: TimeSeriesDataset, config: ForecasterRunConfig) -> SeriesLayout:
+def layout_for(dataset: TimeSeriesDataset, config: ForecastingRunConfig) -> SeriesLayout:
     """The feature layout for `dataset`; unknown covariate names are refused here."""
     covariates = dataset.covariates if config.data.covariates is None else config.data.covariates
     future = tuple(config.data.future_covariates)
@@ -139,7 +141,7 @@ class Prepared:
 
 
 def prepare(
-    config: ForecasterRunConfig,
+    config: ForecastingRunConfig,
     dataset: TimeSeriesDataset | None = None,
     scaler: Scaler | None = None,
 ) -> Prepared:
@@ -160,7 +162,7 @@ def prepare(
 
 
 def make_loader(
-    prep: Prepared, config: ForecasterRunConfig, part: str, *, shuffle: bool = False
+    prep: Prepared, config: ForecastingRunConfig, part: str, *, shuffle: bool = False
 ) -> WindowLoader | StreamLoader:
     """Windows of one part as batches; training windows are cycled up to `min_epoch_windows`."""
     w = config.window
@@ -197,7 +199,7 @@ def make_loader(
     )
 
 
-def _stream_loader(prep: Prepared, config: ForecasterRunConfig, part: str) -> StreamLoader:
+def _stream_loader(prep: Prepared, config: ForecastingRunConfig, part: str) -> StreamLoader:
     """Streams from each series' first step; training scores the training part's origins,
     validation runs on through it (one stream per series) and scores the validation origins."""
     w, points = config.window, prep.points
@@ -235,3 +237,10 @@ def count_origins(loader: WindowLoader | StreamLoader) -> int:
     if isinstance(loader, StreamLoader):
         return loader.passes * sum(b.num_tokens for b in loader._pass())
     return len(loader.origins)
+
+
+def held_out(run_dir: Path, config: dict[str, Any]) -> HeldOut:
+    """The run's series (`TimeSeriesDataset`); the backtest scores their last `test_steps`."""
+    cfg = from_dict(ForecastingRunConfig, config["config"]).data
+    span = f"{cfg.test_steps} steps" if cfg.test_steps else f"{cfg.test:.0%}"
+    return HeldOut(load_series(cfg), f"{cfg.data} (the last {span} of each series)")

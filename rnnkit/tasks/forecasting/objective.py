@@ -2,7 +2,7 @@
 
 `train_members` trains a seed ensemble and merges it (`rnnkit.tasks.forecasting.ensemble`).
 
-`ForecastingTask` is what `fit` calls. A `WindowBatch` (`rnnkit.tasks.forecasting.windows`) is
+`ForecastingObjective` is what `fit` calls. A `WindowBatch` (`rnnkit.tasks.forecasting.windows`) is
 scored at its last step from a zero state; a `StreamBatch` (`rnnkit.tasks.forecasting.streams`)
 after every step, starting from the state the previous window of the same streams ended in,
 detached so gradients stop at the window boundary (truncated BPTT, as the language model trains).
@@ -20,7 +20,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from rnnkit import runs
+from rnnkit import run_folder
 from rnnkit.io import atomic_write_json, atomic_write_text
 from rnnkit.models.encoder import State
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
@@ -51,7 +51,7 @@ def forward_batch(model: Forecaster, batch: Any, state: State | None = None):
     return params, batch.target, state
 
 
-class ForecastingTask:
+class ForecastingObjective:
     """The model's own loss (pinball / Gaussian NLL / L1); validation loss monitored.
 
     Holds the running state between `compute_loss` calls for stream batches.
@@ -172,12 +172,12 @@ def train_members(
         model = Forecaster(model_cfg)
         done = folder / "result.json"
         if resume and done.is_file():
-            runs.load_weights(model, folder)
+            run_folder.load_weights(model, folder)
             result = FitResult(**json.loads(done.read_text(encoding="utf-8")))
         else:
             result = fit(
                 model,
-                ForecastingTask(),
+                ForecastingObjective(),
                 make_train_loader(seed),
                 val_loader,
                 member_config,

@@ -23,13 +23,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from rnnkit import runs
+from rnnkit import run_folder
 from rnnkit.config import from_dict, to_dict
 from rnnkit.data import TimeSeriesDataset
 from rnnkit.errors import ConfigError
 from rnnkit.models.forecaster import Forecaster
+from rnnkit.run_folder import Files
 from rnnkit.tasks.forecasting.backtest import backtest_forecasts, mase_scale, summarize
-from rnnkit.tasks.forecasting.config import ForecasterRunConfig, SeriesDataConfig, WindowConfig
+from rnnkit.tasks.forecasting.config import (
+    TASK,
+    ForecastingRunConfig,
+    SeriesDataConfig,
+    WindowConfig,
+)
 from rnnkit.tasks.forecasting.data import (
     Prepared,
     count_origins,
@@ -39,11 +45,16 @@ from rnnkit.tasks.forecasting.data import (
     prepare,
 )
 from rnnkit.tasks.forecasting.ensemble import member_count
-from rnnkit.tasks.forecasting.objective import ForecastingTask, calibrate_intervals, train_members
+from rnnkit.tasks.forecasting.objective import (
+    ForecastingObjective,
+    calibrate_intervals,
+    train_members,
+)
+from rnnkit.tasks.forecasting.predictor import ForecastPredictor
 from rnnkit.training import Callback, FitResult, fit
 
 __all__ = [
-    "ForecasterRunConfig",
+    "ForecastingRunConfig",
     "SeriesDataConfig",
     "WindowConfig",
     "evaluate_run",
@@ -54,11 +65,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-TASK = "forecasting"
-
 
 def run_backtest(
-    model: Forecaster, prep: Prepared, config: ForecasterRunConfig
+    model: Forecaster, prep: Prepared, config: ForecastingRunConfig
 ) -> tuple[dict[str, Any], Any]:
     """The rolling-origin backtest over the test span: (metrics, forecasts)."""
     w = config.window
@@ -129,7 +138,7 @@ class ForecasterRun:
 
 
 def train_forecaster(
-    config: ForecasterRunConfig,
+    config: ForecastingRunConfig,
     run_dir: str | Path,
     *,
     callbacks: Sequence[Callback] = (),
@@ -145,12 +154,11 @@ def train_forecaster(
         resume: continue the run in `run_dir` from its last checkpoint.
         dataset: series to use instead of loading `config.data.data` (Python use).
     """
-    from rnnkit.tasks.forecasting.predictor import ForecastPredictor
     from rnnkit.tasks.forecasting.report import write_outputs
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    runs.check_run_dir(run_dir, to_dict(config), resume)
+    run_folder.check_run_dir(run_dir, to_dict(config), resume)
     prep = prepare(config, dataset)
     layout = prep.layout
     model_cfg = replace(
@@ -193,7 +201,7 @@ def train_forecaster(
     )
     if not resume:
         run_dir.mkdir(parents=True, exist_ok=True)
-        runs.write_config(
+        run_folder.write_config(
             run_dir,
             TASK,
             {
@@ -232,7 +240,7 @@ def train_forecaster(
         model = Forecaster(model_cfg)
         result = fit(
             model,
-            ForecastingTask(),
+            ForecastingObjective(),
             train_loader,
             val_loader,
             config.train,
@@ -246,7 +254,7 @@ def train_forecaster(
     if interval is not None or members > 1:
         from rnnkit.training.checkpoint import save_weights
 
-        save_weights(model, run_dir / runs.WEIGHTS_FILE)
+        save_weights(model, run_dir / Files.WEIGHTS)
     backtest, forecasts = (None, None)
     if config.backtest:
         backtest, forecasts = run_backtest(model, prep, config)
@@ -272,10 +280,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, **options: Any) -
         {"data", "horizon", "origins", "model", "naive", "seasonal_naive", "streaming",
         "per_series"}; each method holds mae, rmse, smape, mase (and coverage, pinball).
     """
-    from rnnkit.tasks.forecasting.predictor import ForecastPredictor
-
-    config = runs.read_config(run_dir)
-    run_cfg = from_dict(ForecasterRunConfig, config["config"])
+    config = run_folder.read_config_file(run_dir)
+    run_cfg = from_dict(ForecastingRunConfig, config["config"])
     stride = options.pop("stride", None)
     data_cfg = replace(run_cfg.data, **({"data": data} if data else {}), **options)
     window = replace(run_cfg.window, backtest_stride=stride or run_cfg.window.backtest_stride)
@@ -287,11 +293,4 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, **options: Any) -
 
 
 def _load(run_dir: Path, config: dict[str, Any], device: str = "cpu"):
-    from rnnkit.tasks.forecasting.predictor import ForecastPredictor
-
     return ForecastPredictor.from_run(run_dir, config, device)
-
-
-runs.register_task(
-    TASK, load=_load, evaluate=evaluate_run, train=train_forecaster, config=ForecasterRunConfig
-)

@@ -16,11 +16,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rnnkit import runs
+from rnnkit import run_folder
 from rnnkit.config import from_dict
 from rnnkit.data.types import TimeSeriesDataset
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
+from rnnkit.run_folder import Files
 from rnnkit.tasks.forecasting.streaming import StepForecast, StreamingForecaster
 from rnnkit.tasks.forecasting.windows import Scaler, SeriesLayout, base_offsets
 
@@ -56,12 +57,12 @@ class ForecastPredictor:
 
     @classmethod
     def from_run(cls, run_dir: Path, config: dict[str, Any], device: str = "cpu"):
-        from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig
+        from rnnkit.tasks.forecasting.config import ForecastingRunConfig
 
-        path = run_dir / runs.CONFIG_FILE
+        path = run_dir / Files.CONFIG
         try:
             model_cfg = from_dict(ForecasterConfig, config["model"])
-            run_cfg = from_dict(ForecasterRunConfig, config["config"])
+            run_cfg = from_dict(ForecastingRunConfig, config["config"])
             layout = from_dict(SeriesLayout, config["layout"])
             scaler = Scaler.from_dict(config["scaler"])
             input_length = int(config["input_length"])
@@ -70,7 +71,7 @@ class ForecastPredictor:
         except ConfigError as exc:
             raise DataError(str(exc), path=path) from None
         model = Forecaster(model_cfg)
-        runs.load_weights(model, run_dir)
+        run_folder.load_weights(model, run_dir)
         return cls(model, layout, scaler, input_length, run_cfg.window, device)
 
     # --- whole-window forecasts -----------------------------------------------------------
@@ -162,6 +163,15 @@ class ForecastPredictor:
         return pd.DataFrame(columns, index=index[:horizon])
 
     # --- streaming -------------------------------------------------------------------------
+
+    def forecast(
+        self,
+        history: History,
+        horizon: int | None = None,
+        future: dict[str, pd.DataFrame] | None = None,
+    ) -> dict[str, pd.DataFrame]:
+        """`predict` under the name people use for a forecaster (`run.forecast(history)`)."""
+        return self.predict(history, horizon, future)
 
     def stream(self, series_id: str | None = None, history: pd.DataFrame | None = None):
         """A `StreamingForecaster` for one series, warmed up on `history` when given."""

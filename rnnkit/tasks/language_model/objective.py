@@ -1,6 +1,6 @@
 """The language-modelling task for `fit`: next-token loss over truncated-BPTT windows.
 
-`LanguageModelTask` carries the hidden state from one window to the next (detached), and
+`LanguageModelObjective` carries the hidden state from one window to the next (detached), and
 evaluates loss (nats/token), perplexity and bits per character over a contiguous id stream.
 """
 
@@ -32,7 +32,7 @@ def encode_stream(encoder: TextEncoder, text: str) -> np.ndarray:
 EVAL_WINDOW = 128
 
 
-class LanguageModelTask:
+class LanguageModelObjective:
     """Next-token cross-entropy over truncated-BPTT windows, with the state carried between them.
 
     The task holds the running state between `compute_loss` calls: the first window of a pass

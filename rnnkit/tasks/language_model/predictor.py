@@ -9,17 +9,17 @@ from typing import Any
 
 import torch
 
-from rnnkit import runs
+from rnnkit import run_folder
 from rnnkit.config import from_dict
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
+from rnnkit.run_folder import Files
+from rnnkit.tasks.language_model.config import TASK
 from rnnkit.tasks.language_model.generate import SamplingConfig, generate, stream
-from rnnkit.tasks.language_model.objective import LanguageModelTask, encode_stream
+from rnnkit.tasks.language_model.objective import LanguageModelObjective, encode_stream
 from rnnkit.text import TextEncoder
 from rnnkit.training import EvalContext
 from rnnkit.training.precision import resolve_precision
-
-TASK = "language-model"
 
 
 class LanguageModelPredictor:
@@ -50,7 +50,7 @@ class LanguageModelPredictor:
     def from_run(
         cls, run_dir: Path, config: dict[str, Any], device: str = "cpu"
     ) -> LanguageModelPredictor:
-        path = run_dir / runs.CONFIG_FILE
+        path = run_dir / Files.CONFIG
         try:
             model_cfg = from_dict(LanguageModelConfig, config["model"])
             chars_per_token = float(config.get("chars_per_token", 1.0))
@@ -58,9 +58,9 @@ class LanguageModelPredictor:
             raise DataError(f"missing key {exc}", path=path) from None
         except ConfigError as exc:
             raise DataError(str(exc), path=path) from None
-        encoder = runs.load_text_encoder(run_dir, model_cfg.vocab_size)
+        encoder = run_folder.load_text_encoder(run_dir, model_cfg.vocab_size)
         model = LanguageModel(model_cfg)
-        runs.load_weights(model, run_dir)
+        run_folder.load_weights(model, run_dir)
         return cls(model, encoder, chars_per_token, device)
 
     def _sampling(self, config: SamplingConfig | None, options: dict[str, Any]) -> SamplingConfig:
@@ -91,6 +91,6 @@ class LanguageModelPredictor:
         ids = encode_stream(self.encoder, text)
         if len(ids) < 2:
             raise DataError(f"too little text to evaluate ({len(ids)} tokens)")
-        task = LanguageModelTask(True, len(text) / len(ids), bptt, batch_size)
+        task = LanguageModelObjective(True, len(text) / len(ids), bptt, batch_size)
         ctx = EvalContext(self.device, resolve_precision("fp32", self.device))
         return task.evaluate(self.model, task.windows(ids), ctx)

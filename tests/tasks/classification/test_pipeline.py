@@ -14,7 +14,11 @@ import rnnkit
 from rnnkit.cli import main
 from rnnkit.config import apply_overrides
 from rnnkit.errors import ConfigError, DataError
-from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, evaluate_run, train_classifier
+from rnnkit.tasks.classification.pipeline import (
+    ClassificationRunConfig,
+    evaluate_run,
+    train_classifier,
+)
 
 GOOD = ["a wonderful film", "great acting and a great story", "loved it", "superb and moving"]
 BAD = ["a dull film", "terrible acting and a boring story", "hated it", "awful and tedious"]
@@ -31,7 +35,7 @@ def write_reviews(path: Path, n: int = 120) -> Path:
     return path
 
 
-def tiny_config(data: Path, **more: str) -> ClassifierRunConfig:
+def tiny_config(data: Path, **more: str) -> ClassificationRunConfig:
     overrides = [
         f"data.data={data}",
         "data.text_column=review",
@@ -49,7 +53,7 @@ def tiny_config(data: Path, **more: str) -> ClassifierRunConfig:
         "train.precision=fp32",
         *(f"{k}={v}" for k, v in more.items()),
     ]
-    return apply_overrides(ClassifierRunConfig(), overrides)
+    return apply_overrides(ClassificationRunConfig(), overrides)
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +209,7 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, make, args, message) 
 @pytest.mark.network
 def test_real_data_with_glove_one_epoch(tmp_path) -> None:
     config = apply_overrides(
-        ClassifierRunConfig(),
+        ClassificationRunConfig(),
         ["train.epochs=1", "model.hidden_size=32", "train.device=cpu", "train.precision=fp32"],
     )
     run = train_classifier(config, tmp_path / "rt")

@@ -14,7 +14,7 @@ import rnnkit
 from rnnkit.cli import main
 from rnnkit.config import apply_overrides
 from rnnkit.errors import ConfigError, DataError
-from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, evaluate_run, train_forecaster
+from rnnkit.tasks.forecasting.pipeline import ForecastingRunConfig, evaluate_run, train_forecaster
 from rnnkit.tasks.forecasting.windows import StackedSeries, seasonal_offsets
 
 
@@ -32,7 +32,7 @@ def write_sales(path: Path, days: int = 140) -> Path:
     return path
 
 
-def tiny_config(data: Path, **more: str) -> ForecasterRunConfig:
+def tiny_config(data: Path, **more: str) -> ForecastingRunConfig:
     overrides = [
         f"data.data={data}",
         "data.time_column=day",
@@ -49,7 +49,7 @@ def tiny_config(data: Path, **more: str) -> ForecasterRunConfig:
         "train.device=cpu",
         *(f"{k}={v}" for k, v in more.items()),
     ]
-    return apply_overrides(ForecasterRunConfig(), overrides)
+    return apply_overrides(ForecastingRunConfig(), overrides)
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +227,7 @@ def test_refuses_existing_run_and_unknown_covariate(trained, tmp_path) -> None:
 @pytest.mark.network
 def test_airline_backtest_against_baselines(tmp_path) -> None:
     config = apply_overrides(
-        ForecasterRunConfig(),
+        ForecastingRunConfig(),
         ["data.data=airline-passengers", "train.epochs=3", "train.device=cpu"],
     )
     run = train_forecaster(config, tmp_path / "air")

@@ -15,8 +15,8 @@ from rnnkit.config import apply_overrides
 from rnnkit.errors import ConfigError
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 from rnnkit.tasks.language_model.batches import LMWindows
-from rnnkit.tasks.language_model.objective import LanguageModelTask
-from rnnkit.tasks.language_model.pipeline import LMRunConfig, evaluate_run, train_lm
+from rnnkit.tasks.language_model.objective import LanguageModelObjective
+from rnnkit.tasks.language_model.pipeline import LanguageModelRunConfig, evaluate_run, train_lm
 from rnnkit.training import TrainConfig, fit
 
 VERSE = (
@@ -30,7 +30,7 @@ def write_corpus(path: Path, repeats: int = 40) -> Path:
     return path
 
 
-def tiny_config(data: Path, **more: str) -> LMRunConfig:
+def tiny_config(data: Path, **more: str) -> LanguageModelRunConfig:
     overrides = [
         f"data.data={data}",
         "data.bptt=24",
@@ -50,7 +50,7 @@ def tiny_config(data: Path, **more: str) -> LMRunConfig:
         "model.rnn_dropout=0.0",
         *(f"{k}={v}" for k, v in more.items()),
     ]
-    return apply_overrides(LMRunConfig(), overrides)
+    return apply_overrides(LanguageModelRunConfig(), overrides)
 
 
 @pytest.fixture(scope="module")
@@ -145,14 +145,14 @@ def test_carried_state_resets_only_at_the_first_window() -> None:
         vocab_size=7, embedding_dim=4, hidden_size=5, dropout=0.0, rnn_dropout=0.0
     )
     model = LanguageModel(config)
-    task = LanguageModelTask(carry_state=True)
+    task = LanguageModelObjective(carry_state=True)
     batches = list(LMWindows(torch.randint(0, 7, (200,)), batch_size=2, bptt=10))
     task.compute_loss(model, batches[0])
     carried = task.state
     assert not carried[0].requires_grad  # detached: gradients stop at the window boundary
     loss = task.compute_loss(model, batches[1])
     loss.backward()  # no "backward through the graph a second time" error
-    fresh = LanguageModelTask(carry_state=False)
+    fresh = LanguageModelObjective(carry_state=False)
     fresh.compute_loss(model, batches[0])
     with torch.no_grad():
         expected = torch.nn.functional.cross_entropy(
@@ -166,7 +166,9 @@ def test_max_minutes_stops_training_at_the_budget(tmp_path) -> None:
     model = LanguageModel(LanguageModelConfig(vocab_size=7, embedding_dim=4, hidden_size=5))
     loader = LMWindows(torch.randint(0, 7, (4000,)), batch_size=2, bptt=10)
     config = TrainConfig(epochs=1000, max_minutes=0.01, device="cpu", patience=None)
-    result = fit(model, LanguageModelTask(), loader, LMWindows(torch.arange(50) % 7, 2, 10), config)
+    result = fit(
+        model, LanguageModelObjective(), loader, LMWindows(torch.arange(50) % 7, 2, 10), config
+    )
     assert len(result.records) < 1000 and result.seconds < 30
     with pytest.raises(ConfigError, match="max_minutes must be positive"):
         TrainConfig(max_minutes=0)
@@ -176,7 +178,7 @@ def test_max_minutes_stops_training_at_the_budget(tmp_path) -> None:
 @pytest.mark.network
 def test_shakespeare_char_model_trains_briefly(tmp_path) -> None:
     config = apply_overrides(
-        LMRunConfig(),
+        LanguageModelRunConfig(),
         [
             "model.hidden_size=32",
             "model.num_layers=1",
@@ -201,11 +203,11 @@ def write_reviews(path: Path, n: int = 80) -> Path:
 
 
 def test_classifier_starts_from_the_language_model(trained, tmp_path) -> None:
-    from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, train_classifier
+    from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, train_classifier
 
     _, lm = trained
     config = apply_overrides(
-        ClassifierRunConfig(),
+        ClassificationRunConfig(),
         [
             f"data.data={write_reviews(tmp_path / 'reviews.csv')}",
             "data.text_column=review",

@@ -1,13 +1,19 @@
-"""`rnnkit train classifier ...`: a recurrent text classifier from labelled texts."""
+"""`rnnkit train classification ...` and `rnnkit predict RUN TEXT...`: text classifiers."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
+from rnnkit import run_folder
 from rnnkit.cli.progress import ProgressBar
+from rnnkit.errors import DataError
+from rnnkit.tasks.classification.config import TASK
+from rnnkit.tasks.classification.predictor import ClassifierPredictor
 
-# flag dest -> dotted config key of ClassifierRunConfig
+# flag dest -> dotted config key of ClassificationRunConfig
 FLAGS: dict[str, str] = {
     "data": "data.data",
     "text_column": "data.text_column",
@@ -30,7 +36,7 @@ FLAGS: dict[str, str] = {
 
 
 def register_train(tasks: argparse._SubParsersAction) -> None:
-    from rnnkit.cli.train import (
+    from rnnkit.cli.flags import (
         add_config_flag,
         add_run_arguments,
         add_train_flags,
@@ -38,7 +44,8 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     )
 
     p = tasks.add_parser(
-        "classifier",
+        "classification",
+        aliases=["classifier"],
         help="a recurrent text classifier (sentiment, topics, ratings)",
         description="Train a text classifier. Each flag sets the config key shown in brackets; "
         "--config FILE.yaml and --set key=value set any key.",
@@ -74,12 +81,12 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
 
 
 def cmd_train_classifier(args: argparse.Namespace) -> int:
-    from rnnkit.cli.train import config_overrides, run_folder
+    from rnnkit.cli.flags import config_overrides, run_folder
     from rnnkit.config import load_config
-    from rnnkit.tasks.classification.pipeline import ClassifierRunConfig, train_classifier
+    from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, train_classifier
 
     config = load_config(
-        ClassifierRunConfig, path=args.config, overrides=config_overrides(args, FLAGS)
+        ClassificationRunConfig, path=args.config, overrides=config_overrides(args, FLAGS)
     )
     out = run_folder(args, config.data.data, config.model.cell)
     bar = ProgressBar(config.monitor, disable=args.quiet)
@@ -115,3 +122,39 @@ def format_metrics(metrics: dict) -> str:
     for name, row in zip(metrics["classes"], metrics["confusion"], strict=True):
         lines.append(f"{name:<{width}}  " + "  ".join(f"{v:>8}" for v in row))
     return "\n".join(lines)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="labels and probabilities for texts")
+    p.add_argument("run", metavar="RUN", help="a classifier run folder")
+    p.add_argument("texts", nargs="*", metavar="TEXT")
+    p.add_argument("--file", metavar="F", help="one text per line ('-' for stdin)")
+    p.add_argument("--json", action="store_true", help="one JSON object per text")
+    p.set_defaults(func=cmd_predict)
+
+
+def _read_lines(path: str) -> list[str]:
+    if path == "-":
+        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError("no such file", path=path) from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"not valid UTF-8 at byte {exc.start}", path=path) from None
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    texts = list(args.texts) + (_read_lines(args.file) if args.file else [])
+    if not texts:
+        raise DataError("nothing to predict: give texts as arguments or --file F")
+    config = run_folder.config_for_task(args.run, TASK, "predict")
+    predictor = ClassifierPredictor.from_run(Path(args.run), config)
+    for text, result in zip(texts, predictor.predict(texts), strict=True):
+        if args.json:
+            print(json.dumps({"text": text, **result}))
+        else:
+            p = result["probabilities"][result["label"]]
+            print(f"{result['label']}\t{p:.3f}\t{text}")
+    return 0

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+from rnnkit import run_folder
 from rnnkit.cli.progress import ProgressBar
+from rnnkit.tasks.forecasting.config import TASK
+from rnnkit.tasks.forecasting.predictor import ForecastPredictor
 
-# flag dest -> dotted config key of ForecasterRunConfig
+# flag dest -> dotted config key of ForecastingRunConfig
 FLAGS: dict[str, str] = {
     "data": "data.data",
     "time_column": "data.time_column",
@@ -36,7 +40,7 @@ FLAGS: dict[str, str] = {
 
 
 def register_train(tasks: argparse._SubParsersAction) -> None:
-    from rnnkit.cli.train import (
+    from rnnkit.cli.flags import (
         add_config_flag,
         add_run_arguments,
         add_train_flags,
@@ -44,7 +48,8 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     )
 
     p = tasks.add_parser(
-        "forecaster",
+        "forecasting",
+        aliases=["forecaster"],
         help="a recurrent time-series forecaster (one or many series, intervals, backtest)",
         description="Train a forecaster, then backtest it over the test span against naive and "
         "seasonal-naive forecasts. Each flag sets the config key shown in brackets; "
@@ -92,12 +97,12 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
 
 
 def cmd_train_forecaster(args: argparse.Namespace) -> int:
-    from rnnkit.cli.train import config_overrides, run_folder
+    from rnnkit.cli.flags import config_overrides, run_folder
     from rnnkit.config import load_config
-    from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, train_forecaster
+    from rnnkit.tasks.forecasting.pipeline import ForecastingRunConfig, train_forecaster
 
     config = load_config(
-        ForecasterRunConfig, path=args.config, overrides=config_overrides(args, FLAGS)
+        ForecastingRunConfig, path=args.config, overrides=config_overrides(args, FLAGS)
     )
     out = run_folder(args, config.data.data, config.model.cell)
     bar = ProgressBar("loss", disable=args.quiet)
@@ -143,16 +148,11 @@ def cmd_forecast(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from rnnkit.config import from_dict
-    from rnnkit.errors import DataError
-    from rnnkit.runs import load, read_config
-    from rnnkit.tasks.forecasting.pipeline import ForecasterRunConfig, load_series
+    from rnnkit.tasks.forecasting.pipeline import ForecastingRunConfig, load_series
 
-    predictor = load(args.run)
-    if predictor.task != "forecasting":
-        raise DataError(
-            f"forecast is for forecasters; this run is a {predictor.task}", path=args.run
-        )
-    run_cfg = from_dict(ForecasterRunConfig, read_config(args.run)["config"])
+    config = run_folder.config_for_task(args.run, TASK, "forecast")
+    predictor = ForecastPredictor.from_run(Path(args.run), config)
+    run_cfg = from_dict(ForecastingRunConfig, config["config"])
     data_cfg = run_cfg.data
     if args.input:
         data_cfg = replace(data_cfg, data=args.input)

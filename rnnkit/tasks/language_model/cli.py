@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
+from rnnkit import run_folder
 from rnnkit.cli.progress import ProgressBar
+from rnnkit.tasks.language_model.predictor import TASK, LanguageModelPredictor
 
-# flag dest -> dotted config key of LMRunConfig
+# flag dest -> dotted config key of LanguageModelRunConfig
 FLAGS: dict[str, str] = {
     "data": "data.data",
     "tokenizer": "data.tokenizer",
@@ -26,7 +29,7 @@ FLAGS: dict[str, str] = {
 
 
 def register_train(tasks: argparse._SubParsersAction) -> None:
-    from rnnkit.cli.train import (
+    from rnnkit.cli.flags import (
         add_config_flag,
         add_run_arguments,
         add_train_flags,
@@ -34,7 +37,8 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     )
 
     p = tasks.add_parser(
-        "lm",
+        "language-model",
+        aliases=["lm", "language-modeling"],
         help="a character or subword language model that writes text",
         description="Train a recurrent language model on running text (the last 10% is "
         "validation). Each flag sets the config key shown in brackets; --config FILE.yaml and "
@@ -77,11 +81,13 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
 
 
 def cmd_train_lm(args: argparse.Namespace) -> int:
-    from rnnkit.cli.train import config_overrides, run_folder
+    from rnnkit.cli.flags import config_overrides, run_folder
     from rnnkit.config import load_config
-    from rnnkit.tasks.language_model.pipeline import LMRunConfig, train_lm
+    from rnnkit.tasks.language_model.pipeline import LanguageModelRunConfig, train_lm
 
-    config = load_config(LMRunConfig, path=args.config, overrides=config_overrides(args, FLAGS))
+    config = load_config(
+        LanguageModelRunConfig, path=args.config, overrides=config_overrides(args, FLAGS)
+    )
     name = config.data.data.replace("+", "-")
     out = run_folder(args, name, f"{config.model.cell}-{config.data.tokenizer}")
     bar = ProgressBar("loss", disable=args.quiet)
@@ -127,8 +133,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from rnnkit.errors import DataError
-    from rnnkit.runs import load
     from rnnkit.tasks.language_model.generate import SamplingConfig
 
     config = SamplingConfig(
@@ -141,9 +145,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         seed=args.seed,
         num_samples=args.num_samples,
     )
-    predictor = load(args.run, device=args.device)
-    if predictor.task != "language-model":
-        raise DataError(f"generate needs a language model; this run is a {predictor.task}")
+    run_config = run_folder.config_for_task(args.run, TASK, "generate")
+    predictor = LanguageModelPredictor.from_run(Path(args.run), run_config, args.device)
     if args.json:
         samples = predictor.generate(args.prompt, config)
         print(json.dumps({"prompt": args.prompt, "samples": samples}))

@@ -1,0 +1,54 @@
+"""The forecasting task as the rest of rnnkit sees it (see `rnnkit.tasks.spec.TaskSpec`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import MappingProxyType
+from typing import Any
+
+from rnnkit.tasks.forecasting import cli
+from rnnkit.tasks.forecasting.config import TASK, ForecastingRunConfig
+from rnnkit.tasks.forecasting.data import held_out
+from rnnkit.tasks.forecasting.pipeline import evaluate_run, train_forecaster
+from rnnkit.tasks.forecasting.predictor import ForecastPredictor
+from rnnkit.tasks.spec import HeldOut, Metric, TaskSpec
+
+
+def _latency_call(predictor: Any, part: HeldOut, batch: int) -> Callable[[], Any]:
+    frames = list(part.data.series.items())
+    # Known series ids keep their saved scaling; copies beyond them are scaled by their history.
+    history = {
+        key if i < len(frames) else f"{key}#{i}": frame
+        for i, (key, frame) in ((i, frames[i % len(frames)]) for i in range(batch))
+    }
+    return lambda: predictor.predict(history)
+
+
+SPEC = TaskSpec(
+    name=TASK,
+    aliases=("forecaster",),
+    summary="a recurrent time-series forecaster (one or many series, intervals, backtest)",
+    config=ForecastingRunConfig,
+    train=train_forecaster,
+    load=ForecastPredictor.from_run,
+    evaluate=evaluate_run,
+    held_out=held_out,
+    metrics=(
+        Metric("mase", "MASE", higher_is_better=False, key="model.mase"),
+        Metric(
+            "seasonal_naive_mase",
+            "seasonal-naive MASE",
+            higher_is_better=False,
+            key="seasonal_naive.mase",
+        ),
+        Metric("smape", "sMAPE", higher_is_better=False, key="model.smape"),
+    ),
+    format_metrics=cli.format_metrics,
+    options=MappingProxyType(cli.FLAGS),
+    register_train=cli.register_train,
+    register_commands=cli.register,
+    curve_metric="val_mae_scaled",
+    throughput_unit="windows/s",
+    latency_call=_latency_call,
+    latency_note="one `predict()` of 1 or 64 series histories (one forward pass each)",
+)

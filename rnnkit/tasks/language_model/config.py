@@ -1,0 +1,99 @@
+"""What a language-model run is made of: text, tokenizer, model, training, sample."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from rnnkit.errors import ConfigError
+from rnnkit.models.language_model import LanguageModelConfig
+from rnnkit.tasks.language_model.generate import SamplingConfig
+from rnnkit.training import TrainConfig
+
+TASK = "language-model"
+
+
+@dataclass(frozen=True)
+class LMDataConfig:
+    """Which text, how it becomes ids, and how the id stream is cut into windows.
+
+    Attributes:
+        data: a registry name or a path (.txt file or folder of them); several joined by `+`
+            (e.g. "shakespeare+rotten-tomatoes"). A labelled dataset contributes the texts of
+            its classification training split only, so a classifier's test texts never leak.
+        tokenizer: "char" (a character model; the default for generation) or "bpe" (subwords;
+            shorter sequences per text), or "basic_english" (lower-cased words, to pre-train a
+            classifier that uses the same tokenizer).
+        vocab_size: the BPE vocabulary size (bpe only).
+        min_freq: keep tokens seen at least this often (word tokenizers); 1 keeps every char.
+        max_size: cap on a word vocabulary; None keeps all.
+        validation: the last share of the stream held out for validation (contiguous, so no
+            sentence is on both sides).
+        test: a share after the validation part for a final evaluation; 0 by default, in which
+            case `rnnkit evaluate` reports on the validation part.
+        bptt: steps per truncated-BPTT window. 32: on a fixed budget of characters, shorter
+            windows give more optimizer steps at nearly the same chars/s, and on shakespeare
+            128 -> 64 -> 32 lowered the validation loss 2.23 -> 2.04 -> 1.90 nats/char after
+            1.5M characters (docs/benchmarks.md); the carried state gives context beyond it.
+        carry_state: start each window from the state the previous one ended with (detached);
+            False resets it to zeros every window (the tutorial way; measured worse).
+        eval_batch_size: rows of the validation stream; few rows mean few cold starts (each
+            row begins with no context), so the loss hardly depends on the layout.
+        split_seed: the classification split of a labelled source (matches `rnnkit train
+            classifier`'s default, so its test texts stay unseen).
+    """
+
+    data: str = "shakespeare"
+    tokenizer: Literal["char", "bpe", "basic_english"] = "char"
+    vocab_size: int = 8000
+    min_freq: int = 1
+    max_size: int | None = None
+    validation: float = 0.1
+    test: float = 0.0
+    bptt: int = 32
+    carry_state: bool = True
+    eval_batch_size: int = 16
+    split_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.bptt < 1:
+            raise ConfigError(f"data.bptt must be at least 1, got {self.bptt}")
+        if self.eval_batch_size < 1:
+            raise ConfigError(
+                f"data.eval_batch_size must be at least 1, got {self.eval_batch_size}"
+            )
+
+
+def _default_train() -> TrainConfig:
+    return TrainConfig(
+        epochs=100,  # an upper bound: the 10-minute budget ends training first
+        # rows read in parallel: 32 x 32 characters per step. Twice the steps of 64 rows at
+        # ~0.85x the chars/s, and 1.465 -> 1.459 nats/char in 10 minutes (docs/benchmarks.md)
+        batch_size=32,
+        lr=5e-3,  # 10-minute runs at bptt 32: 1.516 nats/char vs 1.536 at 3e-3 (docs/benchmarks.md)
+        weight_decay=0.01,
+        schedule="onecycle",  # warm-up, then cosine decay to ~0 right at the budget's end
+        warmup_fraction=0.03,  # language models need little warm-up; decay time matters more
+        clip_norm=1.0,
+        # bf16 autocast where the CPU has AVX-512 BF16 (oneDNN's bf16 LSTM: 1.6x the chars/s of
+        # fp32 on the 2-vCPU Zen 4 VM, docs/benchmarks.md), fp16 on CUDA, fp32 elsewhere.
+        precision="auto",
+        patience=None,  # the loss keeps falling for the whole budget; no early stop
+        max_minutes=10.0,  # the quality bar: <= 1.45 nats/char on shakespeare in 10 minutes
+    )
+
+
+@dataclass(frozen=True)
+class LanguageModelRunConfig:
+    """Everything `rnnkit train lm` needs; config files and --set map onto this."""
+
+    data: LMDataConfig = field(default_factory=LMDataConfig)
+    model: LanguageModelConfig = field(default_factory=LanguageModelConfig)
+    train: TrainConfig = field(default_factory=_default_train)
+    sample: SamplingConfig = field(
+        default_factory=lambda: SamplingConfig(max_tokens=600, temperature=0.8, seed=0)
+    )
+
+
+#: the name before the task packages (issue 13); kept for code that imports it.
+LMRunConfig = LanguageModelRunConfig
