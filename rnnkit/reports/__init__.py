@@ -1,0 +1,1 @@
+"""Reports: one report value per run, rendered to Markdown and to self-contained HTML."""
