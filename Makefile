@@ -29,7 +29,7 @@ demo: $(STAMP)
 	$(PY) -m rnnkit predict $(DEMO_OUT)/sentiment "a gorgeous, witty, seductive movie" \
 		"the plot is a mess and the jokes fall flat" "not as bad as I feared"
 
-# tests/test_browser.py opens a report in Debian's headless chromium through its chromedriver;
+# tests/apps/test_browser.py opens a report in Debian's headless chromium through its chromedriver;
 # install both when missing (sudo unless already root).
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 browser:

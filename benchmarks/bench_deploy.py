@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import machine
 
-from rnnkit.bench import bench_run
+from rnnkit.apps.bench import bench_run
 from rnnkit.config import apply_overrides
 from rnnkit.errors import RnnkitError
 from rnnkit.export.quantize import DEFAULT_INT8, quantize

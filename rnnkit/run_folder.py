@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import json
 import platform
+import re
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,29 @@ class Files:
 CONFIG_FILE = Files.CONFIG
 WEIGHTS_FILE = Files.WEIGHTS
 TOKENIZER_FILE = Files.TOKENIZER
+
+
+def new_run_dir(data: str, tag: str = "", root: str | Path = "runs") -> Path:
+    """A fresh run folder for a new run: `runs/<data>-<tag>-<time>` (`-2`, `-3`... if taken).
+
+    Args:
+        data: what the run trains on: a registry name, a path (its file or folder name is
+            used) or any label; characters other than letters, digits, `.`, `_` and `-`
+            become `-`.
+        tag: what tells runs on the same data apart (the cell, ...); may be empty.
+        root: the folder that holds the runs.
+    """
+    try:
+        name = Path(data).stem if Path(data).exists() else data
+    except (OSError, ValueError):  # too long for a path, a NUL byte: a label, then
+        name = data
+    stem = "-".join(re.sub(r"[^\w.-]+", "-", part).strip("-") for part in (name, tag) if part)
+    folder = Path(root) / f"{stem or 'run'}-{time.strftime('%Y%m%d-%H%M%S')}"
+    candidate, n = folder, 1
+    while candidate.exists():  # two runs started in the same second
+        n += 1
+        candidate = folder.with_name(f"{folder.name}-{n}")
+    return candidate
 
 
 def versions() -> dict[str, str]:

@@ -49,11 +49,12 @@ def private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 def tiny_quickstart(tmp_path_factory):
     """`run_quickstart` on tiny local data and tiny models (a few seconds); its result.
 
-    Used by tests/test_quickstart.py and tests/test_browser.py (which opens its report.html).
+    Used by tests/apps/test_quickstart.py and tests/apps/test_browser.py (which opens its
+    report.html).
     """
     import numpy as np
 
-    from rnnkit.quickstart import run_quickstart
+    from rnnkit.apps.quickstart import run_quickstart
 
     root = tmp_path_factory.mktemp("quickstart")
     words = {"pos": ["a wonderful film", "great acting", "loved it"], "neg": ["a dull film",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rnnkit.bench import BACKENDS
+from rnnkit.apps.bench import BACKENDS
 from rnnkit.cli import main
 from rnnkit.config import apply_overrides
 

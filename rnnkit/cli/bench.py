@@ -45,7 +45,7 @@ def parse_batch_sizes(text: str) -> list[int]:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from rnnkit.bench import bench_run
+    from rnnkit.apps.bench import bench_run
 
     result = bench_run(
         args.run,

@@ -8,7 +8,7 @@ from rnnkit.cli.progress import ProgressBar
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from rnnkit.compare import TASK_ALIASES
+    from rnnkit.apps.compare import task_choices
 
     p = subparsers.add_parser(
         "compare",
@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "size and time budget; evaluate each on the test split; write compare.md, "
         "compare.json and charts to --out and print a summary table.",
     )
-    p.add_argument("--task", required=True, choices=list(TASK_ALIASES), help="what to train")
+    p.add_argument("--task", required=True, choices=task_choices(), help="what to train")
     p.add_argument(
         "--data", metavar="NAME|PATH", help="registry dataset or your file (default: the task's)"
     )
@@ -60,17 +60,19 @@ def parse_seeds(args: argparse.Namespace) -> list[int]:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from rnnkit.compare import compare, default_out, resolve_task
-    from rnnkit.compare_report import format_table
+    from rnnkit.apps.compare import compare, default_out, resolve_task
+    from rnnkit.apps.compare_report import format_table
     from rnnkit.config import parse_overrides
     from rnnkit.runs import train_config
 
-    task = resolve_task(args.task)
-    data = args.data or train_config(task).data.data
+    task = resolve_task(args.task).name
+    defaults = train_config(task)
+    data = args.data or defaults.data.data
     out = args.out or default_out(task, data)
+    # the metric that picks the best epoch where the task's config has one, else the loss
+    monitor = getattr(defaults, "monitor", "loss")
 
     def bars(cell: str, seed: int) -> list[ProgressBar]:
-        monitor = "accuracy" if task == "classification" else "loss"
         return [ProgressBar(monitor, disable=args.quiet)]
 
     report = compare(

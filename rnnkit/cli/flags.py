@@ -10,11 +10,12 @@ this module knows no task.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
 from rnnkit.errors import ConfigError
+from rnnkit.run_folder import new_run_dir
+from rnnkit.training.options import TRAIN_OPTIONS
 
 
 def add_config_flag(
@@ -27,14 +28,7 @@ def add_config_flag(
 
 
 #: the engine's options every task exposes as flags: flag dest -> dotted config key.
-TRAIN_FLAGS: dict[str, str] = {
-    "epochs": "train.epochs",
-    "batch_size": "train.batch_size",
-    "lr": "train.lr",
-    "seed": "train.seed",
-    "precision": "train.precision",
-    "device": "train.device",
-}
+TRAIN_FLAGS: dict[str, str] = TRAIN_OPTIONS
 
 
 def add_train_flags(parser: argparse.ArgumentParser, help: dict[str, str] | None = None) -> None:
@@ -96,5 +90,4 @@ def run_folder(args: argparse.Namespace, data: str, tag: str) -> Path:
         return Path(args.out)
     if args.resume:
         raise ConfigError("--resume needs --out DIR naming the run to continue")
-    name = Path(data).stem if Path(data).exists() else data
-    return Path("runs") / f"{name}-{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return new_run_dir(data, tag)

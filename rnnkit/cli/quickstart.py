@@ -51,7 +51,7 @@ def stage_overrides(items: Sequence[str]) -> dict[str, dict[str, Any]]:
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
-    from rnnkit.quickstart import format_summary, run_quickstart
+    from rnnkit.apps.quickstart import format_summary, run_quickstart
 
     def callbacks(stage):
         return [ProgressBar(stage.monitor, disable=args.quiet)]

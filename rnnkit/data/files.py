@@ -5,6 +5,10 @@ tables; `.txt` for text. Bad input raises `rnnkit.errors.DataError` naming the f
 (text formats; 1-based, a CSV header is line 1, quoted fields spanning lines are counted) or the
 0-based row (Parquet), the column, and what was expected.
 
+A path holds one of three kinds of data (`KINDS`), each read into its own type: labelled texts
+(`TextClassificationDataset`), time series (`TimeSeriesDataset`) or a text corpus (`TextCorpus`).
+This layer knows kinds of data, not what a model will do with them.
+
 Labels are strings: 1 and 1.0 both become "1", so a rating column reads the same from every
 format. Texts in tables are kept exactly as written; `.txt` files get "\n" line endings, and a
 class folder's example loses its final line break.
@@ -37,6 +41,8 @@ from rnnkit.data.types import (
 from rnnkit.errors import ConfigError
 
 __all__ = [
+    "KINDS",
+    "OLDER_WORDS",
     "load_corpus",
     "load_path",
     "load_text_classification",
@@ -44,24 +50,27 @@ __all__ = [
     "load_time_series",
 ]
 
-TASKS = {
-    "classification": "classification",
-    "classifier": "classification",
-    "forecasting": "forecasting",
-    "forecaster": "forecasting",
-    "language-modeling": "language-modeling",
-    "lm": "language-modeling",
-}
-_TASK_OPTIONS = {
-    "classification": ("text_column", "label_column", "test_path"),
-    "forecasting": (
+#: The kinds of data a path can hold -> the options its loader takes.
+KINDS: dict[str, tuple[str, ...]] = {
+    "labeled-texts": ("text_column", "label_column", "test_path"),
+    "time-series": (
         "time_column",
         "target_columns",
         "series_column",
         "covariate_columns",
         "fill_missing",
     ),
-    "language-modeling": (),
+    "corpus": (),
+}
+#: Older words for the kinds, still accepted: callers used to name the job the data was for
+#: (the dataset types' `task` values and the CLI's short names) before kinds had names.
+OLDER_WORDS: dict[str, str] = {
+    "classification": "labeled-texts",
+    "classifier": "labeled-texts",
+    "forecasting": "time-series",
+    "forecaster": "time-series",
+    "language-modeling": "corpus",
+    "lm": "corpus",
 }
 _WHOLE_NUMBER = re.compile(r"[+-]?\d+(\.0*)?")
 
@@ -133,86 +142,95 @@ def load_time_series(
     )
 
 
-def load_path(path: str | Path, *, task: str | None = None, **columns: Any) -> Dataset:
-    """Load a file or folder, choosing the loader from `task` or from what the path holds.
+def load_path(
+    path: str | Path, *, kind: str | None = None, task: str | None = None, **columns: Any
+) -> Dataset:
+    """Load a file or folder, choosing the loader from `kind` or from what the path holds.
 
-    Without `task`: a `.txt` file is a corpus; a folder with class folders (or `train/`) is an
-    aclImdb layout, a folder with `.txt` files only is a corpus; a table is classification if
-    the options or its columns name text and label ("text", "label"), forecasting if they name
-    a time column ("time").
+    Without `kind`: a `.txt` file is a corpus; a folder with class folders (or `train/`) is an
+    aclImdb layout of labelled texts, a folder with `.txt` files only is a corpus; a table
+    holds labelled texts if the options or its columns name text and label ("text", "label"),
+    time series if they name a time column ("time").
 
     Args:
         path: the file or folder.
-        task: "classification", "forecasting" or "language-modeling" (or the CLI's names
-            "classifier", "forecaster", "lm").
+        kind: "labeled-texts", "time-series" or "corpus" (`KINDS`); the older words of
+            `OLDER_WORDS` ("classification", "forecaster", "lm", ...) are accepted too.
+        task: the older name of `kind`, still accepted.
         **columns: options of the chosen loader (`text_column=`, `time_column=`, ...).
 
     Raises:
-        ConfigError: an unknown task, an option the task does not take, or a task that cannot
+        ConfigError: an unknown kind, an option the kind does not take, or a kind that cannot
             be told from the path.
         DataError: whatever the loader raises.
     """
     path = existing(path)
-    resolved = _resolve_task(task)
+    if kind is not None and task is not None:
+        raise ConfigError(f"pass kind= or its older name task=, not both (got {kind!r}, {task!r})")
+    resolved = _resolve_kind(kind, "kind") if task is None else _resolve_kind(task, "task")
     table = None
     if resolved is None:
-        resolved, table = _guess_task(path, columns)
-    accepted = _TASK_OPTIONS[resolved]
+        resolved, table = _guess_kind(path, columns)
+    accepted = KINDS[resolved]
     unknown = sorted(set(columns) - set(accepted))
     if unknown:
         raise ConfigError(
             f"option(s) {unknown} do not apply to {resolved}; accepted: "
             f"{', '.join(accepted) or 'none'}"
         )
-    if resolved == "language-modeling":
+    if resolved == "corpus":
         return load_corpus(path)
-    if resolved == "classification" and path.is_dir():
+    if resolved == "labeled-texts" and path.is_dir():
         if columns:
             raise ConfigError(f"a class folder takes no column options, got {sorted(columns)}")
         return load_text_folder(path)
     if table is None:
         table = read_table(path)
-    # A table read to guess the task is reused: guessing happens only without column options.
-    if resolved == "classification":
+    # A table read to guess the kind is reused: guessing happens only without column options.
+    if resolved == "labeled-texts":
         return _classification(table, **columns)
     return _series(table, **columns)
 
 
-def _resolve_task(task: str | None) -> str | None:
-    if task is None:
-        return None
-    if task not in TASKS:
-        raise ConfigError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
-    return TASKS[task]
+def _resolve_kind(word: str | None, name: str) -> str | None:
+    """The kind `word` names (a kind or an older word); `name` is the argument, for messages."""
+    if word is None or word in KINDS:
+        return word
+    if word not in OLDER_WORDS:
+        raise ConfigError(
+            f"unknown {name} {word!r}; accepted: {', '.join(KINDS)} "
+            f"(or the older words {', '.join(OLDER_WORDS)})"
+        )
+    return OLDER_WORDS[word]
 
 
-def _guess_task(path: Path, columns: dict[str, Any]) -> tuple[str, Table | None]:
-    """The task a path holds, and the table if one had to be read to tell."""
-    for task in ("classification", "forecasting"):
-        if any(key in _TASK_OPTIONS[task] for key in columns):
-            return task, None
+def _guess_kind(path: Path, columns: dict[str, Any]) -> tuple[str, Table | None]:
+    """The kind of data a path holds, and the table if one had to be read to tell."""
+    for kind in ("labeled-texts", "time-series"):
+        if any(key in KINDS[kind] for key in columns):
+            return kind, None
     if path.is_dir():
         if class_folders(path / "train"):
-            return "classification", None
+            return "labeled-texts", None
         has_classes = bool(class_folders(path))
         has_texts = any(is_text_file(child) for child in path.iterdir())
         if has_classes != has_texts:
-            return ("classification" if has_classes else "language-modeling"), None
+            return ("labeled-texts" if has_classes else "corpus"), None
         raise ConfigError(
             f"cannot tell what {path} holds (class folders and loose .txt files, or neither); "
-            "pass task='classification' or task='language-modeling'"
+            "pass kind='labeled-texts' or kind='corpus'"
         )
     if is_text_file(path):
-        return "language-modeling", None
+        return "corpus", None
     table = read_table(path)
     names = {str(c) for c in table.frame.columns}
     if {"text", "label"} <= names:
-        return "classification", table
+        return "labeled-texts", table
     if "time" in names:
-        return "forecasting", table
+        return "time-series", table
     raise ConfigError(
-        f"cannot tell the task of {path} from its columns {sorted(names)}; pass "
-        "task='classification' with text_column=/label_column=, or task='forecasting' with "
+        f"cannot tell what {path} holds from its columns {sorted(names)}; pass "
+        "kind='labeled-texts' with text_column=/label_column=, or kind='time-series' with "
         "time_column=/target_columns="
     )
 

@@ -2,18 +2,18 @@
 
 <out>/
     model.onnx | model.pt    the graph (see `rnnkit.export.graphs`)
-    tokenizer.json           text runs: rnnkit's tokenizer + vocabulary (its `vocab.tokens`
-                             list maps ids to tokens)
-    scaler.json              forecasting runs: per-series (shift, scale), feature layout
+    sidecars                 what the task's `ExportHooks.sidecars` writes: the tokenizer of a
+                             text run (`tokenizer.json`), the scaler of a forecaster
+                             (`scaler.json`)
     export.json              format, task, inputs/outputs (names, dtypes, shapes), state
-                             pairs, classes / sizes, versions
+                             pairs, versions, then the task's fields (`ExportHooks.manifest`:
+                             classes, pad/unk ids, the sidecar's name)
     parity.json              the parity report against eager fp32
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,15 +22,16 @@ import numpy as np
 
 from rnnkit import runs
 from rnnkit.errors import ConfigError, RnnkitError
-from rnnkit.export.graphs import GraphSpec, build_graph
+from rnnkit.export.graphs import GraphSpec
+from rnnkit.export.hooks import ExportHooks
 from rnnkit.export.parity import ParityReport, Runner, check_parity
+from rnnkit.export.task_graph import export_hooks
 from rnnkit.io import atomic_write_json
 
 logger = logging.getLogger(__name__)
 
 MANIFEST_FILE = "export.json"
 PARITY_FILE = "parity.json"
-SCALER_FILE = "scaler.json"
 #: bumped when export.json changes incompatibly.
 MANIFEST_VERSION = 1
 
@@ -56,22 +57,37 @@ class ExportResult:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A run loaded for export."""
+    """A run loaded for export.
+
+    Attributes:
+        run_dir: the run folder.
+        config: its `config.json`.
+        predictor: what `rnnkit.load` returns (the eager fp32 reference).
+        graph: the exportable module (`ExportHooks.graph`).
+        spec: its inputs and outputs.
+        hooks: the task's export hooks.
+    """
 
     run_dir: Path
     config: dict[str, Any]
     predictor: Any
     graph: Any
     spec: GraphSpec
+    hooks: ExportHooks
 
 
 def prepare(run_dir: str | Path) -> Prepared:
-    """Load the run through `rnnkit.load` (weights checked) and build its graph."""
+    """Load the run through `rnnkit.load` (weights checked) and build its graph.
+
+    Raises:
+        ConfigError: the run's task has no exportable graph (the message lists those that do).
+    """
     run_dir = Path(run_dir)
     config = runs.read_config(run_dir)
+    hooks = export_hooks(config["task"])
     predictor = runs.load(run_dir)
-    graph, spec = build_graph(predictor)
-    return Prepared(run_dir, config, predictor, graph, spec)
+    graph, spec = hooks.graph(predictor.model.eval())
+    return Prepared(run_dir, config, predictor, graph, spec, hooks)
 
 
 def default_out(run_dir: str | Path, format: str) -> Path:
@@ -81,119 +97,42 @@ def default_out(run_dir: str | Path, format: str) -> Path:
 
 def trained_length(config: dict[str, Any]) -> int:
     """The longest sequence the run trained on, as far as its config says."""
-    task = config["task"]
-    cfg = config.get("config", {})
-    if task == "language-model":
-        return int(cfg.get("data", {}).get("bptt") or 128)
-    if task == "forecasting":
-        return int(config.get("input_length") or 64)
-    return int(cfg.get("data", {}).get("max_length") or 128)
+    return export_hooks(config["task"]).trained_length(config)
 
 
 def write_sidecars(prep: Prepared, out_dir: Path) -> list[Path]:
-    """Copy the tokenizer (text runs) or write the scaler (forecasting) beside the model."""
-    written = []
-    source = prep.run_dir / runs.TOKENIZER_FILE
-    if prep.spec.task in ("classification", "language-model"):
-        target = out_dir / runs.TOKENIZER_FILE
-        with source.open("rb") as src, _atomic(target) as dst:
-            shutil.copyfileobj(src, dst)
-        written.append(target)
-    if prep.spec.task == "forecasting":
-        c = prep.config
-        target = out_dir / SCALER_FILE
-        atomic_write_json(
-            target,
-            {
-                "scaler": c["scaler"],
-                "layout": c["layout"],
-                "input_length": c["input_length"],
-                "baseline": c.get("config", {}).get("window", {}).get("baseline"),
-                "series": c.get("series"),
-            },
-        )
-        written.append(target)
-    return written
-
-
-def _atomic(path: Path) -> Any:
-    from rnnkit.io import atomic_open
-
-    return atomic_open(path, "wb")
+    """The task's sidecar files beside the model (tokenizer, scaler)."""
+    return prep.hooks.sidecars(prep.run_dir, prep.config, out_dir)
 
 
 def manifest(prep: Prepared, format: str, model_file: Path, **extra: Any) -> dict[str, Any]:
     """The `export.json` record: how to feed the model and read its outputs."""
-    model_cfg = prep.config.get("model", {})
     record: dict[str, Any] = {
         "manifest_version": MANIFEST_VERSION,
         "format": format,
         "model_file": model_file.name,
         **prep.spec.to_dict(),
-        "model": model_cfg,
+        "model": prep.config.get("model", {}),
         "versions": runs.versions(),
         **extra,
     }
-    task = prep.spec.task
-    if task == "classification":
-        record["classes"] = list(prep.config["classes"])
-        record["pad_id"] = int(model_cfg.get("padding_idx", 0))
-        record["unk_id"] = int(prep.predictor.encoder.unk_id)
-        record["max_length"] = prep.predictor.max_length
-        record["tokenizer_file"] = runs.TOKENIZER_FILE
-    elif task == "language-model":
-        record["unk_id"] = int(prep.predictor.encoder.unk_id)
-        record["tokenizer_file"] = runs.TOKENIZER_FILE
-    else:
-        record["scaler_file"] = SCALER_FILE
+    record.update(prep.hooks.manifest(prep.config, prep.predictor))
     return record
 
 
 def real_inputs(prep: Prepared, batch: int = 7, length: int = 48) -> list[dict[str, np.ndarray]]:
     """A few rows of the run's own data as graph inputs, when they load from disk cheaply.
 
-    Classification: the first `batch` texts (ragged, padded); language model: `batch` rows of
-    `length` tokens of its text, from a zero state. Forecasting windows need the whole feature
-    pipeline and are left to the random cases. Data that cannot be loaded (moved file, empty
-    cache) is skipped with a log line: parity on random inputs still holds.
+    `batch` rows, of `length` steps where the task cuts rows (`ExportHooks.real_inputs`); none
+    for a task without the hook. Data that cannot be loaded (moved file, empty cache) is skipped
+    with a log line: parity on random inputs still holds.
     """
-    task = prep.spec.task
-    if task == "forecasting":
+    if prep.hooks.real_inputs is None:
         return []
     try:
-        encoder = prep.predictor.encoder
-        if task == "classification":
-            from rnnkit.config import from_dict
-            from rnnkit.tasks.classification.pipeline import (
-                ClassificationRunConfig,
-                encode,
-                load_texts,
-            )
-
-            cfg = from_dict(ClassificationRunConfig, prep.config["config"])
-            texts = list(load_texts(cfg.data).data.texts[:batch])
-            ids = encode(encoder, texts, prep.predictor.max_length)
-            lengths = np.array([len(r) for r in ids], dtype=np.int64)
-            padded = np.full((len(ids), int(lengths.max())), encoder.pad_id, dtype=np.int64)
-            for i, row in enumerate(ids):
-                padded[i, : len(row)] = row
-            return [{"ids": padded, "lengths": lengths}]
-        from rnnkit.config import from_dict
-        from rnnkit.tasks.language_model.pipeline import LanguageModelRunConfig, load_text
-
-        cfg = from_dict(LanguageModelRunConfig, prep.config["config"])
-        text = load_text(cfg.data)
-        stream = np.array(encoder.encode((text.validation or text.train)[: 64 * batch * length]))
-        rows = min(batch, len(stream) // length)
-        if rows == 0:
-            return []
-        ids = stream[: rows * length].reshape(rows, length).astype(np.int64)
-        state = {
-            t.name: np.zeros([rows if d == "batch" else d for d in t.shape], dtype=np.float32)
-            for t in prep.spec.inputs
-            if t.name in prep.spec.state
-        }
-        return [{"ids": ids, **state}]
+        return prep.hooks.real_inputs(
+            prep.run_dir, prep.config, prep.predictor, prep.spec, batch, length
+        )
     except (RnnkitError, OSError) as exc:
         logger.warning("parity on real data skipped: %s", exc)
         return []

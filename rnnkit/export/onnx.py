@@ -9,8 +9,8 @@ exporter (`torch.onnx.export(..., dynamo=False)`) at opset 17.
 - The default `dynamo=True` exporter also emits the recurrent operators, but for the
   classifier's backward direction (reverse within length, then the recurrent op) it bakes the
   example's sequence length into an internal shape: the file fails in ONNX Runtime for any other
-  length ("Concat ... mismatched dimensions"), and it takes ~15 s where the legacy one takes
-  ~0.5 s. Known upstream: pytorch/pytorch#191855 ("Dynamo export freezes dynamic time dimension
+  length ("Concat ... mismatched dimensions"), and it exports many times slower than the legacy
+  one. Known upstream: pytorch/pytorch#191855 ("Dynamo export freezes dynamic time dimension
   in manual bidirectional LSTM/GRU pattern"; the same pattern works with dynamo=False).
 - Opset 17 is the newest the TorchScript exporter handles without warnings for these graphs;
   the recurrent operators themselves date from opset 7 (`--opset` picks another).
@@ -33,8 +33,8 @@ import torch
 
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.export.bundle import ExportResult, check_out_dir, default_out, finish, prepare
-from rnnkit.export.graphs import example_inputs
 from rnnkit.export.parity import ParityReport, Runner, check_parity
+from rnnkit.export.task_graph import example_inputs
 from rnnkit.io import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ def export_onnx(
     """Export a run to ONNX, with sidecars, `export.json` and a parity report.
 
     Args:
-        run_dir: a run folder (classifier, forecaster or language model).
+        run_dir: a run folder of a task with export hooks (`TaskSpec.export`).
         out_dir: where to write; None means `RUN/export/onnx/`.
         opset: ONNX opset; None means `DEFAULT_OPSET`.
 

@@ -16,7 +16,7 @@ beyond the format's tolerance into a `ParityError` naming the worst case.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from rnnkit.errors import RnnkitError
-from rnnkit.export.graphs import GraphSpec, build_graph, example_inputs
+from rnnkit.export.graphs import GraphSpec
+from rnnkit.export.hooks import Runner
+from rnnkit.export.task_graph import build_graph, example_inputs, export_hooks
 from rnnkit.io import atomic_write_json
 
 #: Largest output difference accepted against the eager fp32 model, per format. The difference is
@@ -41,8 +43,6 @@ TOLERANCES: dict[str, float] = {"onnx": 1e-4, "torchscript": 1e-4}
 #: Batch sizes and short sequence lengths every parity report covers.
 BATCH_SIZES = (1, 7, 64)
 SHORT_LENGTHS = (1, 8)
-
-Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
 
 
 class ParityError(RnnkitError):
@@ -152,34 +152,13 @@ def eager_outputs(
 ) -> dict[str, np.ndarray]:
     """The eager model's outputs for graph inputs, named as the graph's outputs.
 
-    Runs the model's own `forward` (not the export wrapper), so the parity check holds the
-    wrapper to the model.
+    Runs the model's own `forward` (not the export wrapper; the task's
+    `ExportHooks.eager_outputs`), so the parity check holds the wrapper to the model.
     """
     model = predictor.model.eval()
     t = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in inputs.items()}
-    state = None
-    if "h" in t:
-        state = (t["h"], t["c"]) if "c" in t else t["h"]
-    if spec.task == "classification":
-        values = [model(t["ids"], t["lengths"])]
-    elif spec.task == "language-model":
-        logits, state = model(t["ids"], state)
-        values = [logits, *_state_list(state)]
-    else:
-        x, base = t["x"], t["base"]
-        cfg = model.config
-        future = t.get("future", x.new_zeros(x.size(0), cfg.horizon, 0))
-        params, state = model(x, future, base, state)
-        fc = model.forecast(params)
-        values = [params, fc.point]
-        if fc.lower is not None and fc.upper is not None:
-            values += [fc.lower, fc.upper]
-        values += _state_list(state)
+    values = export_hooks(spec.task).eager_outputs(model, t)
     return {name: v.float().numpy() for name, v in zip(spec.output_names, values, strict=True)}
-
-
-def _state_list(state: Any) -> list[torch.Tensor]:
-    return list(state) if isinstance(state, tuple) else [state]
 
 
 # --- the check -----------------------------------------------------------------------------------
@@ -255,24 +234,30 @@ def check_parity(
 def _stream_case(
     predictor: Any, spec: GraphSpec, runner: Runner, length: int, seed: int, batch: int = 7
 ) -> ParityCase:
-    """Feed chunks of 1, 3 and the rest through `runner`, carrying the state; one eager pass."""
+    """Feed chunks of 1, 3 and the rest through `runner`, carrying the state; one eager pass.
+
+    The inputs with a "seq" axis are cut into the chunks; the outputs with one are joined, the
+    others (one value per row, such as a forecast from the last step) are the last chunk's.
+    """
     inputs = example_inputs(predictor, batch, length, seed + 99)
     reference = eager_outputs(predictor, spec, inputs)
-    seq_name = "ids" if "ids" in inputs else "x"
+    cut = [t.name for t in spec.inputs if t.has_seq]
+    joined = [t.name for t in spec.outputs if t.has_seq]
     bounds = [0, 1, min(4, length), length]
     state = {name: inputs[name] for name in spec.state}
-    pieces: list[np.ndarray] = []
+    pieces: dict[str, list[np.ndarray]] = {name: [] for name in joined}
     got: dict[str, np.ndarray] = {}
     for a, b in pairwise(bounds):
         if a == b:
             continue
         chunk = dict(inputs)
-        chunk[seq_name] = np.ascontiguousarray(inputs[seq_name][:, a:b])
+        for name in cut:
+            chunk[name] = np.ascontiguousarray(inputs[name][:, a:b])
         chunk.update(state)
         got = dict(runner(chunk))
         state = {i: got[o] for i, o in spec.state.items()}
-        if "logits" in got and spec.task == "language-model":
-            pieces.append(got["logits"])
-    if pieces:
-        got["logits"] = np.concatenate(pieces, axis=1)
+        for name in joined:
+            pieces[name].append(got[name])
+    for name in joined:
+        got[name] = np.concatenate(pieces[name], axis=1)
     return _case("stream", batch, length, compare(reference, got, spec.output_names))

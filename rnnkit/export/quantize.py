@@ -15,23 +15,18 @@ Paths, each selectable by name (`METHODS`):
 - `bf16`: the weights cast to bfloat16 (`model.bf16.safetensors`), run in eager PyTorch. Fast only
   on CPUs with native bf16 arithmetic (AVX512-BF16 or AMX); see `bf16_support`.
 
-Why `ort-dynamic` is the default of `--quantize int8` (`benchmarks/bench_deploy.py`, this
-2-vCPU AVX2 VM, 2 threads, torch 2.13, onnxruntime 1.32; tables in docs/benchmarks.md,
-"Deployment"). On the issue's reference classifier (2-layer bidirectional LSTM, emb 128, hidden
-256, seq 256), against eager fp32: ort-dynamic ran 4.8x faster at batch 1 (2.3x in a second,
-busier run) and 1.75x at batch 64, its file 4.0x smaller than the fp32 ONNX file, logits within
-0.01; torch-dynamic ran 0.8-1.2x / 0.88x and is 1.6x smaller (the embedding stays fp32); ONNX
-Runtime fp32 1.2-2.1x / 1.2x. On the default rotten-tomatoes classifier ort-dynamic ran
-3.7-4.3x / 1.4-2.3x and kept test accuracy (80.94% -> 81.02%). bf16 was
-not timed by `rnnkit bench` here (no native bf16); a first probe on the reference model ran
-0.20x / 0.08x of fp32. At batch 64 no path reaches the issue's 2.5x on this CPU: the fp32 run is
-already compute-bound in oneDNN's fused LSTM (77 GFLOP in 0.9 s), and AVX2 int8 products
-(u8 x s8 pairs, VPMADDUBSW) give roughly 2x the fp32 multiply-adds per cycle at best.
+`ort-dynamic` is the default of `--quantize int8`: it was the fastest path that kept the metric
+on the CPUs we measured, and its file is the smallest (the embedding becomes int8 too). The
+measurements (speed-ups against eager fp32 at batch 1 and 64, file sizes, metric changes) are
+in docs/benchmarks.md, section "Deployment"; `benchmarks/bench_deploy.py` and `rnnkit bench RUN`
+repeat them on the machine at hand. int8 gains least at large batches on AVX2 CPUs: there the
+fp32 run is already compute-bound in oneDNN's fused LSTM, and AVX2 int8 products (u8 x s8
+pairs, VPMADDUBSW) give at best about twice the fp32 multiply-adds per cycle.
 
 Every quantization evaluates the fp32 and the quantized model on the run's own held-out data
-(`rnnkit.export.metric_change`: classifier test accuracy and macro-F1, forecaster test-span
-MASE, language-model validation loss), writes `quantization.json` beside the model and refuses
-(after writing the report) when the change exceeds `METRIC_LIMITS`, unless
+with the task's metrics (`rnnkit.export.metric_change`, through the task's `ExportHooks`),
+writes `quantization.json` beside the model and refuses (after writing the report) when the
+deciding metric moves beyond the task's limit (`metric_limit(task)`), unless
 `allow_metric_change=True`.
 """
 
@@ -54,27 +49,27 @@ import torch
 from torch import nn
 
 from rnnkit.errors import ConfigError
+from rnnkit.export import metric_change as judge
 from rnnkit.export.bundle import MANIFEST_FILE, check_out_dir, prepare
+from rnnkit.export.hooks import Runner
 from rnnkit.export.metric_change import (
-    METRIC_LIMITS,
     MetricChange,
     MetricChangeError,
     MetricLimit,
-    metric_change,
+    metric_limit,
 )
-from rnnkit.export.parity import Runner
 from rnnkit.io import atomic_write_bytes, atomic_write_json
 from rnnkit.model_file import split_aliases
 
 __all__ = [
     "DEFAULT_INT8",
     "METHODS",
-    "METRIC_LIMITS",
     "MetricChange",
     "MetricChangeError",
     "MetricLimit",
     "QuantizeResult",
     "bf16_support",
+    "metric_limit",
     "quantize",
 ]
 
@@ -130,7 +125,7 @@ def bf16_support() -> tuple[bool, str]:
         return True, f"native bf16 ({', '.join(native)})"
     return False, (
         f"no native bf16 on this CPU ({capability}; needs AVX512-BF16 or AMX): bf16 is "
-        "emulated through fp32, measured 5-13x slower than fp32 here"
+        "emulated through fp32, slower than fp32 (see docs/benchmarks.md, Deployment)"
     )
 
 
@@ -244,14 +239,14 @@ def quantize(
     """Quantize a run and judge it on the run's held-out data.
 
     Args:
-        run_dir: a run folder (classifier, forecaster or language model).
+        run_dir: a run folder of a task with export hooks (`TaskSpec.export`).
         out_dir: where to write; None means `RUN/export/onnx/` (ort-dynamic),
             `RUN/export/torchscript/` (torch-dynamic) or `RUN/export/bf16/`. The fp32 export the
             method starts from (with tokenizer/scaler, `export.json`, `parity.json`) is written
             there too, beside the quantized file.
         method: one of `METHODS`; None picks the one for `format`, else `DEFAULT_INT8`.
         format: "onnx" or "torchscript" when called from `rnnkit export --format ...`.
-        allow_metric_change: keep a model whose metric moved beyond `METRIC_LIMITS`.
+        allow_metric_change: keep a model whose metric moved beyond the task's limit.
 
     Returns:
         The `QuantizeResult`; `quantization.json` holds its report.
@@ -266,12 +261,12 @@ def quantize(
     check_out_dir(out, run_dir)
     out.mkdir(parents=True, exist_ok=True)
     path, files, runner = build(run_dir, out, method)
-    report = metric_change(run_dir, runner, method, allow_metric_change)
+    report = judge.metric_change(run_dir, runner, method, allow_metric_change)
     report_path = out / REPORT_FILE
     atomic_write_json(report_path, report.to_dict())
     files = [*files, report_path]
     if not report.passed and not allow_metric_change:
-        limit = METRIC_LIMITS[report.task]
+        limit = judge.metric_limit(report.task)
         raise MetricChangeError(
             f"{path}: {method} changes {report.checked} by {report.worsening:+.4g} "
             f"({'relative' if report.relative else 'absolute'}), beyond the limit "
@@ -317,7 +312,7 @@ def build(run_dir: Path, out: Path, method: str) -> tuple[Path, list[Path], Runn
 
 def save_traced(module: nn.Module, prep: Any, path: Path) -> Path:
     """Trace `module` on the run's example inputs and save it as TorchScript (atomically)."""
-    from rnnkit.export.graphs import example_inputs
+    from rnnkit.export.task_graph import example_inputs
 
     example = example_inputs(prep.predictor, batch_size=3, seq_len=6, seed=0)
     args = tuple(torch.from_numpy(example[n]) for n in prep.spec.input_names)

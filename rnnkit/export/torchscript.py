@@ -1,9 +1,9 @@
 """TorchScript export: the graph traced once, loadable with `torch.jit.load` and no rnnkit.
 
-Tracing (not scripting): the graphs in `rnnkit.export.graphs` have no data-dependent Python
-branches, so a trace records them whole, and sizes read from tensors (`x.size(1)` in
-`reverse_within_length`, masks) stay symbolic, so batch and sequence length are free. The parity
-report checks that at batch 1, 7 and 64 and lengths 1 to beyond training.
+Tracing (not scripting): the task graphs (`ExportHooks.graph`, see `rnnkit.export.graphs`) have
+no data-dependent Python branches, so a trace records them whole, and sizes read from tensors
+(`x.size(1)` in `reverse_within_length`, masks) stay symbolic, so batch and sequence length are
+free. The parity report checks that at batch 1, 7 and 64 and lengths 1 to beyond training.
 
 A TorchScript file is a zip archive that `torch.jit.load` reads with TorchScript's own restricted
 loader (no arbitrary unpickling); it is the format PyTorch deployments expect. The run folder
@@ -22,8 +22,8 @@ import torch
 
 from rnnkit.errors import DataError
 from rnnkit.export.bundle import ExportResult, check_out_dir, default_out, finish, prepare
-from rnnkit.export.graphs import example_inputs
-from rnnkit.export.parity import Runner
+from rnnkit.export.hooks import Runner
+from rnnkit.export.task_graph import example_inputs
 from rnnkit.io import atomic_write_bytes
 
 FORMAT = "torchscript"
@@ -34,7 +34,7 @@ def export_torchscript(run_dir: str | Path, out_dir: str | Path | None = None) -
     """Export a run to TorchScript, with sidecars, `export.json` and a parity report.
 
     Args:
-        run_dir: a run folder (classifier, forecaster or language model).
+        run_dir: a run folder of a task with export hooks (`TaskSpec.export`).
         out_dir: where to write; None means `RUN/export/torchscript/`.
 
     Returns:

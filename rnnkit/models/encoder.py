@@ -1,8 +1,8 @@
 """The recurrent encoder: RNN, LSTM or GRU layers, exact on padded variable-length batches.
 
 Why not `pack_padded_sequence`: on CPU, packed input falls off oneDNN's fused kernel onto per-step
-code, and packed *training* measured 8-22x slower than padded input here. So every layer runs the
-fused kernel over the whole padded batch, and exactness comes from two facts:
+code, and packed *training* measured several times slower than padded input. So every layer runs
+the fused kernel over the whole padded batch, and exactness comes from two facts:
 
 - Padding sits *after* each sequence's last real step, so the outputs at real steps never saw it.
   A direction's final hidden state is gathered from the outputs at step `length - 1`.
@@ -36,6 +36,15 @@ CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.
 State = Tensor | tuple[Tensor, Tensor]
 
 
+def detach_state(state: State | None) -> State | None:
+    """The same state cut from the graph (truncated BPTT: no gradient flows into past windows)."""
+    if state is None:
+        return None
+    if isinstance(state, tuple):
+        return (state[0].detach(), state[1].detach())
+    return state.detach()
+
+
 def get_cell(name: str) -> type[nn.RNNBase]:
     """The `torch.nn` class for cell `name`; unknown names list the valid ones."""
     try:
@@ -59,8 +68,8 @@ class EncoderConfig:
         locked_dropout: draw one dropout mask per sequence and reuse it at every step
             (`LockedDropout`, as AWD-LSTM does between layers) instead of a fresh mask per
             element. Besides regularising recurrent layers better, it draws B x H random
-            numbers instead of B x T x H: on the 2-vCPU VM a (32, 32, 256) element-wise mask
-            costs 2.4 ms, 6% of a language-model training step (docs/benchmarks.md).
+            numbers instead of B x T x H (the saving per training step is measured in
+            docs/benchmarks.md, "Language models" > "Training speed").
     """
 
     cell: str = "lstm"

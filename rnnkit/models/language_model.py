@@ -33,10 +33,10 @@ class LanguageModelConfig:
         num_layers: 2; the second layer models words and verse structure on top of letters,
             and on this CPU 2x256 trains faster than 1x512.
         dropout: locked (variational) dropout on the encoder's output (Gal & Ghahramani,
-            2016). 0.1: four to five passes over shakespeare in 10 minutes already memorise
-            (without dropout, 1.30 nats/char on seen Macbeth text vs 1.51 on its unseen rest),
-            and 0.1 here plus 0.1 between layers took the 10-minute loss 1.479 -> 1.465
-            (docs/benchmarks.md). Raise it (0.2-0.4) for small corpora or long training.
+            2016). 0.1: the few passes over shakespeare a 10-minute budget allows already
+            memorise without it, and 0.1 here plus 0.1 between layers lowered the 10-minute
+            loss (figures in docs/benchmarks.md, "The 10-minute bar"). Raise it (0.2-0.4) for
+            small corpora or long training.
         input_dropout: locked dropout on the embedded inputs.
         embedding_dropout: drops whole token types (Gal & Ghahramani, 2016); 0 for characters,
             where dropping a letter everywhere is too harsh.
@@ -144,12 +144,3 @@ class LanguageModel(nn.Module):
             x = h  # (B, H)
         out: State = (torch.stack(new_h), torch.stack(new_c)) if lstm else torch.stack(new_h)
         return self.decoder(x).unsqueeze(1), out  # (B, 1, V)
-
-
-def detach_state(state: State | None) -> State | None:
-    """The same state cut from the graph (truncated BPTT: no gradient flows into past windows)."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return (state[0].detach(), state[1].detach())
-    return state.detach()

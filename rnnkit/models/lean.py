@@ -1,9 +1,9 @@
 """A lean NumPy step through a trained encoder and forecaster head, for streaming one point.
 
-Why not call the modules: one step through `nn.LSTM` (or `nn.LSTMCell`) plus the head costs
-hundreds of microseconds of dispatch on a CPU, as much as re-running a 50-step window through
-the fused kernel, while the arithmetic of a 64-unit step is a few microseconds. So the weights are
-copied once into float32 matrices laid out for as few NumPy calls as possible:
+Why not call the modules: one step through `nn.LSTM` (or `nn.LSTMCell`) plus the head costs as
+much dispatch on a CPU as re-running a 50-step window through the fused kernel, while the
+arithmetic of a 64-unit step is far smaller (timings in docs/benchmarks.md, "Forecasting"). So
+the weights are copied once into float32 matrices laid out for as few NumPy calls as possible:
 
 - each layer reads one contiguous vector ``[input (I), h (Hd), 1]``, so the gates are a single
   matrix-vector product with the bias folded in as the last column;
@@ -12,7 +12,7 @@ copied once into float32 matrices laid out for as few NumPy calls as possible:
 - the head's exact GELU (NumPy has no `erf`) is tabulated at 1e-3 steps over [-8, 8] and
   interpolated linearly (error < 1e-7; linear beyond, where GELU is 0 or x). The first layer
   is prescaled so its outputs are grid coordinates: the table lookup is index arithmetic, not
-  the branchy binary search of `np.interp`, which costs several microseconds on changing data.
+  the branchy binary search of `np.interp`, which is slower on changing data.
 
 State in, state out: `LeanState` holds the per-layer buffers; `LeanEncoder.step(state)` reads
 the input the caller wrote into `state.x` and updates the state in place. Parity with the modules

@@ -16,7 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rnnkit.export.hooks import ExportHooks
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,29 @@ class HeldOut:
 
 
 @dataclass(frozen=True)
+class BaselineScore:
+    """A run's number on held-out data beside the simplest honest baseline's on the same data.
+
+    Attributes:
+        metric: what is measured, as people name it (`"test accuracy"`, `"backtest MASE"`).
+        model: the run's value.
+        baseline: the baseline's value.
+        baseline_name: what the baseline is (`"majority class (pos)"`, `"seasonal naive"`).
+        higher_is_better: the direction that counts as beating the baseline.
+    """
+
+    metric: str
+    model: float
+    baseline: float
+    baseline_name: str
+    higher_is_better: bool
+
+    @property
+    def beats_baseline(self) -> bool:
+        return self.model > self.baseline if self.higher_is_better else self.model < self.baseline
+
+
+@dataclass(frozen=True)
 class TaskSpec:
     """One task, as every consumer sees it.
 
@@ -90,8 +116,10 @@ class TaskSpec:
         format_metrics: `evaluate()`'s result as text for the terminal.
         options: option name (a CLI flag's dest, a keyword of `rnnkit.train`) -> dotted config key.
         data_option: the option that names the training data (`"data"`).
-        write_data: `(data, folder) -> path`: in-memory data (DataFrame, lists, strings) written
-            as a file `load_dataset` reads, for `rnnkit.train`; TypeError for what it cannot take.
+        write_data: `(data, folder, config) -> config`: in-memory data (DataFrame, lists,
+            strings) written into `folder` as a file `load_dataset` reads, for `rnnkit.train`;
+            returns the run config naming that file (and any column it wrote). ConfigError for
+            a type it cannot take, DataError for bad data.
         register_train: `(subparsers) -> None`: adds `rnnkit train <name>` (with the aliases)
             and its flags, each a shorthand for a key in `options`.
         register_commands: `(subparsers) -> None`: the task's own commands (`rnnkit predict`,
@@ -101,7 +129,15 @@ class TaskSpec:
         latency_call: `(predictor, held_out, batch) -> zero-argument callable`: one typical
             request of `batch` inputs, timed by `rnnkit compare`.
         latency_note: what `latency_call` does, in words for the compare table.
-        export: the export hooks (`rnnkit.export`), or None where the task has no graph.
+        export: the export hooks (`rnnkit.export.hooks.ExportHooks`: graph, sidecars, metric
+            limit, ...), or None where the task has no exportable graph.
+        baseline: `(run) -> [BaselineScore]` for a finished `rnnkit.run.Run`: its headline
+            numbers on the held-out data beside the simplest honest baseline's on the same data
+            (majority class, seasonal naive, unigram characters); the quickstart's summary.
+        showcase: `(run, examples) -> [block]`: what the run does, as report blocks
+            (`rnnkit.reports.report`: example predictions, the backtest, a sample, plots; image
+            paths relative to the run folder) for a page that shows several runs (the
+            quickstart's `report.html`); `examples` caps the number of example inputs shown.
     """
 
     name: str
@@ -116,14 +152,16 @@ class TaskSpec:
     format_metrics: Callable[[dict[str, Any]], str]
     options: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     data_option: str = "data"
-    write_data: Callable[[Any, Path], Path] | None = None
+    write_data: Callable[[Any, Path, Any], Any] | None = None
     register_train: Callable[[Any], None] | None = None
     register_commands: Callable[[Any], None] | None = None
     curve_metric: str | None = None
     throughput_unit: str = "examples/s"
     latency_call: Callable[[Any, HeldOut, int], Callable[[], Any]] | None = None
     latency_note: str = ""
-    export: Any = None
+    export: ExportHooks | None = None
+    baseline: Callable[[Any], list[BaselineScore]] | None = None
+    showcase: Callable[[Any, int], list[Any]] | None = None
 
     @property
     def names(self) -> tuple[str, ...]:

@@ -7,7 +7,7 @@ fastest for it (`benchmarks/bench_text.py` on the 2-vCPU reference machine):
 - `basic_english` (torchtext's word tokenizer): Apache Arrow string kernels (literal replacements,
   a whitespace split, a hash lookup for ids). HuggingFace `tokenizers` with a `WordLevel` model was
   measured too and was no faster than the plain-Python baseline: it builds an offset-tracked
-  `NormalizedString`, a `Token` and an `Encoding` entry per word, ~0.5 us per word per core.
+  `NormalizedString`, a `Token` and an `Encoding` entry per word (figures: docs/benchmarks.md).
 - `char`: NumPy over the UTF-32 code points of the batch.
 - `bpe`: HuggingFace `tokenizers` (byte-level BPE, merges learned and applied in Rust).
 
@@ -277,7 +277,7 @@ class BasicEnglishTokenizer(_WordLevel):
         def numericalize(texts: list[str]) -> Ragged:
             tokens, offsets = _drop_empty(_basic_english_lists(texts))
             if len(texts) < _SMALL_BATCH:
-                # index_in hashes the whole vocabulary on every call (~1 ms for 20k tokens); the
+                # index_in hashes the whole vocabulary on every call; the
                 # tokens of a few texts (a served request) are cheaper to look up in the dict.
                 return np.array(vocab.encode(tokens.to_pylist()), dtype=np.int64), offsets
             ids = pc.fill_null(pc.index_in(tokens, value_set=value_set), UNK_ID)
@@ -318,9 +318,9 @@ class CharTokenizer(_WordLevel):
 
     def numericalizer(self, vocab: Vocab) -> Numericalizer:
         # A dense code point -> id table (at most 0x110000 int32, 4.4 MB; a few KB for Latin text):
-        # one gather, 10x faster than a sorted search. Its last slot, <unk>, takes every code point
-        # above the largest in the vocabulary. Specials are longer than one character, so text
-        # never produces them.
+        # one gather instead of a sorted search per character. Its last slot, <unk>, takes every
+        # code point above the largest in the vocabulary. Specials are longer than one character,
+        # so text never produces them.
         chars = {ord(t): i for i, t in enumerate(vocab.tokens) if len(t) == 1}
         table = np.full(max(chars, default=-1) + 2, UNK_ID, dtype=np.int32)
         table[list(chars)] = list(chars.values())

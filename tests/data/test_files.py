@@ -6,6 +6,7 @@ import bz2
 import gzip
 import json
 import lzma
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ import pandas as pd
 import pytest
 
 from rnnkit.data.files import (
+    KINDS,
+    OLDER_WORDS,
     load_corpus,
     load_path,
     load_text_classification,
@@ -618,12 +621,44 @@ def test_load_path_dispatch(tmp_path: Path) -> None:
     assert load_path(series, task="forecaster", covariate_columns="temp").covariates == ["temp"]
 
 
+def test_load_path_kinds_and_their_older_words(tmp_path: Path) -> None:
+    reviews = write_table(tmp_path / "reviews.csv", RECORDS)
+    series = write_table(tmp_path / "series.csv", DAILY)
+    write(tmp_path / "a.txt", "To be")
+    for word in ("labeled-texts", "classification", "classifier"):
+        assert load_path(reviews, kind=word).data == EXPECTED
+        assert load_path(reviews, task=word).data == EXPECTED
+    for word in ("time-series", "forecasting", "forecaster"):
+        assert load_path(series, kind=word).freq == "D"
+    for word in ("corpus", "language-modeling", "lm"):
+        assert load_path(tmp_path / "a.txt", task=word).documents == ["To be"]
+    # the dataset types' own `task` words are among the older words
+    assert {TextClassificationDataset.task, TextCorpus.task} <= set(OLDER_WORDS)
+    assert set(OLDER_WORDS.values()) == set(KINDS)
+
+
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        ({"task": "translation"}, "unknown task 'translation'; accepted: classification"),
+        (
+            {"task": "translation"},
+            re.escape(
+                "unknown task 'translation'; accepted: labeled-texts, time-series, corpus "
+                "(or the older words classification, classifier, forecasting, forecaster, "
+                "language-modeling, lm)"
+            ),
+        ),
+        ({"kind": "translation"}, "unknown kind 'translation'; accepted: labeled-texts"),
+        (
+            {"kind": "corpus", "task": "lm"},
+            "pass kind= or its older name task=, not both",
+        ),
         ({"task": "classification", "time_column": "t"}, r"option\(s\) \['time_column'\]"),
-        ({}, "cannot tell the task of"),
+        (
+            {"kind": "labeled-texts", "time_column": "t"},
+            r"do not apply to labeled-texts; accepted: text_column, label_column, test_path",
+        ),
+        ({}, "cannot tell what .* holds from its columns"),
     ],
 )
 def test_load_path_config_errors(tmp_path: Path, options: dict, match: str) -> None:

@@ -13,10 +13,11 @@ from onnx import numpy_helper
 import rnnkit
 from rnnkit.errors import RnnkitError
 from rnnkit.export import TOLERANCES, ParityError, export_onnx, export_torchscript
-from rnnkit.export.graphs import ClassifierGraph, LanguageModelGraph
 from rnnkit.export.onnx import check_onnx
 from rnnkit.export.parity import check_parity
 from rnnkit.export.torchscript import torchscript_runner
+from rnnkit.tasks.classification.export import ClassifierGraph
+from rnnkit.tasks.language_model.export import LanguageModelGraph
 
 
 def test_fp32_tolerance_is_documented_per_format() -> None:
@@ -118,7 +119,7 @@ class _Predictor:
 
 
 def _graph_runner(predictor: _Predictor):
-    from rnnkit.export.graphs import build_graph
+    from rnnkit.export import build_graph
 
     graph, spec = build_graph(predictor)
 

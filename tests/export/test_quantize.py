@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from rnnkit.errors import ConfigError
-from rnnkit.export import example_inputs
+from rnnkit.export import example_inputs, metric_change
 from rnnkit.export import quantize as q
 from rnnkit.export.onnx import onnx_runner
 
@@ -53,7 +53,7 @@ def test_ort_int8_loads_matches_fp32_and_reports_the_metric(tiny_run, tmp_path, 
     assert set(saved["metrics"]) == REPORT_KEYS[task]
     for values in saved["metrics"].values():
         assert set(values) == {"fp32", "quantized", "change"}
-    assert saved["checked"] == q.METRIC_LIMITS[task].metric and saved["passed"] is True
+    assert saved["checked"] == q.metric_limit(task).metric and saved["passed"] is True
     manifest = json.loads((result.path.parent / "export.json").read_text())
     assert manifest["quantized"]["model_file"] == "model.int8.onnx"
 
@@ -101,7 +101,7 @@ def test_metric_change_beyond_the_limit_fails_loudly_unless_allowed(
     run = tiny_run("classification", "lstm")
     # A limit no model can meet (any change counts as too much), to see the refusal.
     strict = q.MetricLimit("accuracy", True, -1.0, False, "test: nothing passes")
-    monkeypatch.setitem(q.METRIC_LIMITS, "classification", strict)
+    monkeypatch.setattr(metric_change, "metric_limit", lambda task: strict)
     with pytest.raises(q.MetricChangeError, match="--allow-metric-change"):
         q.quantize(run, tmp_path / "a", method="ort-dynamic")
     report = json.loads((tmp_path / "a" / q.REPORT_FILE).read_text())

@@ -15,6 +15,7 @@ from rnnkit.models.encoder import (
     CELLS,
     EncoderConfig,
     RecurrentEncoder,
+    detach_state,
     reverse_within_length,
 )
 
@@ -143,3 +144,16 @@ def test_locked_dropout_between_layers_keeps_one_mask_per_sequence() -> None:
     assert 0 < kept.float().mean() < 1
     plain = RecurrentEncoder(EncoderConfig(input_size=4, hidden_size=8, num_layers=2, dropout=0.5))
     assert isinstance(plain.dropout, nn.Dropout)  # the default stays nn.LSTM's element-wise one
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_detached_state_carries_no_graph(cell: str) -> None:
+    encoder = RecurrentEncoder(EncoderConfig(cell=cell, input_size=3, hidden_size=4))
+    _, state = encoder(torch.randn(2, 5, 3))
+    pieces = state if isinstance(state, tuple) else (state,)
+    assert all(t.requires_grad for t in pieces)
+    detached = detach_state(state)
+    assert type(detached) is type(state)
+    got = detached if isinstance(detached, tuple) else (detached,)
+    assert all(not t.requires_grad and torch.equal(t, s) for t, s in zip(got, pieces, strict=True))
+    assert detach_state(None) is None

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from rnnkit.errors import ConfigError
-from rnnkit.models.language_model import LanguageModel, LanguageModelConfig, detach_state
+from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 
 
 def tiny(cell: str = "lstm", **more) -> LanguageModel:
@@ -32,15 +32,6 @@ def test_carrying_the_state_equals_one_long_pass(cell: str) -> None:
         torch.testing.assert_close(state[1], final[1])
     else:
         torch.testing.assert_close(state, final)
-
-
-def test_detached_state_carries_no_graph() -> None:
-    model = tiny().train()
-    _, state = model(torch.randint(0, 11, (2, 5)))
-    assert state[0].requires_grad
-    h, c = detach_state(state)
-    assert not h.requires_grad and not c.requires_grad
-    assert detach_state(None) is None
 
 
 def test_tied_weights_share_one_parameter() -> None:

@@ -66,7 +66,7 @@ class EmbeddingsConfig:
 
 @dataclass(frozen=True)
 class ClassificationRunConfig:
-    """Everything `rnnkit train classifier` needs; config files and --set map onto this.
+    """Everything `rnnkit train classification` needs; config files and --set map onto this.
 
     Attributes:
         monitor: the validation metric that picks the best epoch and drives early stopping;

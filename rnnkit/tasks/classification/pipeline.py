@@ -33,6 +33,7 @@ from rnnkit.tasks.classification.data import encode, held_out, load_texts, make_
 from rnnkit.tasks.classification.metrics import classification_metrics
 from rnnkit.tasks.classification.objective import ClassificationObjective, UnfreezeEmbeddings
 from rnnkit.tasks.classification.predictor import ClassifierPredictor
+from rnnkit.tasks.classification.report import write_outputs as _write_outputs
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, FitResult, fit
 from rnnkit.training.precision import resolve_precision
@@ -119,7 +120,7 @@ def train_classifier(
         if config.embeddings.vectors:
             logger.info("--init-from: the language model's embedding replaces word vectors")
     elif config.embeddings.vectors:
-        from rnnkit.models.embeddings import load_word_vectors
+        from rnnkit.data.vectors import load_word_vectors
 
         vectors = load_word_vectors(config.embeddings.vectors)
         if vectors.dim != model_cfg.embedding_dim:
@@ -205,39 +206,6 @@ def train_classifier(
         model, text_encoder, classes, data_cfg.max_length, device=str(ctx.device)
     )
     return ClassifierRun(run_dir, result, test_metrics, seconds, predictor)
-
-
-def _write_outputs(run_dir, config, model_cfg, result, test_metrics, seconds, coverage) -> None:
-    from rnnkit.io import atomic_write_json
-    from rnnkit.report import plot_confusion, plot_loss, write_report
-    from rnnkit.report_html import write_html_report
-
-    atomic_write_json(run_dir / "test_metrics.json", test_metrics)
-    images = {"loss": plot_loss(result.records, run_dir / "loss.png").name}
-    images["confusion"] = plot_confusion(
-        test_metrics["confusion"], test_metrics["classes"], run_dir / "confusion.png"
-    ).name
-    summary = {
-        "task": TASK,
-        "data": config.data.data,
-        "model": f"{'bi' if model_cfg.bidirectional else ''}{model_cfg.cell} "
-        f"{model_cfg.num_layers}x{model_cfg.hidden_size}, {model_cfg.pooling} pooling",
-        "embeddings": str(coverage) if coverage is not None else "random init",
-        "epochs run": len(result.records),
-        "best epoch": result.best_epoch,
-        "precision": result.precision,
-        "device": result.device,
-        "time": f"{seconds:.1f} s",
-    }
-    report = dict(
-        title=f"Classifier run {run_dir.name}",
-        summary=summary,
-        metrics=test_metrics,
-        records=result.records,
-        images=images,
-    )
-    write_report(run_dir, **report)
-    write_html_report(run_dir, **report)
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, **columns: str) -> dict[str, Any]:

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
-from rnnkit.tasks.classification import cli
+from rnnkit.tasks.classification import cli, report
 from rnnkit.tasks.classification.config import TASK, ClassificationRunConfig
-from rnnkit.tasks.classification.data import held_out
+from rnnkit.tasks.classification.data import held_out, write_data
+from rnnkit.tasks.classification.export import EXPORT
 from rnnkit.tasks.classification.pipeline import evaluate_run, train_classifier
 from rnnkit.tasks.classification.predictor import ClassifierPredictor
 from rnnkit.tasks.spec import HeldOut, Metric, TaskSpec
@@ -35,10 +36,14 @@ SPEC = TaskSpec(
     ),
     format_metrics=cli.format_metrics,
     options=MappingProxyType(cli.FLAGS),
+    write_data=write_data,
     register_train=cli.register_train,
     register_commands=cli.register,
-    curve_metric="val_accuracy",
+    curve_metric=report.CURVE_METRIC,
     throughput_unit="tokens/s",
     latency_call=_latency_call,
     latency_note="one `predict()` of 1 or 64 test texts",
+    export=EXPORT,
+    baseline=report.baseline,
+    showcase=report.showcase,
 )

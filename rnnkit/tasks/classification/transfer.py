@@ -1,6 +1,6 @@
 """Start a text classifier from a trained language model (ULMFiT; Howard & Ruder, 2018).
 
-`rnnkit train classifier --init-from RUN` takes, from a language-model run folder:
+`rnnkit train classification --init-from RUN` takes, from a language-model run folder:
 
 - its tokenizer and vocabulary (the classifier reads text exactly as the LM did),
 - its embedding and recurrent encoder weights, shape-checked tensor by tensor,
@@ -57,7 +57,7 @@ def lm_run(path: str | Path) -> tuple[dict[str, Any], TextEncoder]:
     if config["task"] != LM_TASK:
         raise ConfigError(
             f"--init-from {path} is a {config['task']} run; it must be a language model "
-            "(rnnkit train lm ...)"
+            "(rnnkit train language-model ...)"
         )
     tokenizer = Path(path) / Files.TOKENIZER
     if not tokenizer.is_file():

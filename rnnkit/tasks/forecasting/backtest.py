@@ -23,7 +23,14 @@ import numpy as np
 import torch
 
 from rnnkit.models.forecaster import Forecaster
-from rnnkit.tasks.forecasting.windows import Baseline, StackedSeries, WindowLoader, seasonal_offsets
+from rnnkit.tasks.forecasting.windows import (
+    Baseline,
+    Scaler,
+    StackedSeries,
+    WindowLoader,
+    base_offsets,
+    baseline_values,
+)
 
 METHODS = ("model", "naive", "seasonal_naive")
 
@@ -120,8 +127,8 @@ def backtest_forecasts(
         stacked: the full series (history and test span), scaled.
         origins: (N,) global origins; each needs `input_length` steps before and `horizon` after.
         series: (N,) series position of each origin.
-        shift: (S, K) per-series shift of the targets; raw = scaled * scale + shift.
-        scale: (S, K) per-series scale.
+        shift: (S, K) per-series shift of the targets (`Scaler.shift_scale`).
+        scale: (S, K) per-series scale; raw values are `Scaler.inverse(scaled, shift, scale)`.
         input_length, horizon, season, baseline: as the model was trained.
         batch_size: windows per forward pass.
         streaming: also score the model run once over each whole series, state carried from
@@ -155,7 +162,7 @@ def backtest_forecasts(
     sh, sc = shift[series][:, None, :], scale[series][:, None, :]  # (N, 1, K)
 
     def raw(t: torch.Tensor | np.ndarray) -> np.ndarray:
-        return np.asarray(t, dtype=np.float64) * sc + sh
+        return Scaler.inverse(np.asarray(t, dtype=np.float64), sh, sc)
 
     idx = torch.as_tensor(origins)
     ahead = idx[:, None] + torch.arange(1, horizon + 1)
@@ -164,9 +171,10 @@ def backtest_forecasts(
     if lowers:
         methods["model"]["lower"] = raw(torch.cat(lowers))
         methods["model"]["upper"] = raw(torch.cat(uppers))
-    methods["naive"] = {"point": raw(values[idx][:, None, :].expand(-1, horizon, -1))}
-    back = torch.from_numpy(seasonal_offsets(horizon, season))
-    methods["seasonal_naive"] = {"point": raw(values[ahead - back])}
+    last = base_offsets(horizon, season, "last")  # the naive forecast is the "last" baseline
+    seasonal = base_offsets(horizon, season, "seasonal_naive")
+    methods["naive"] = {"point": raw(baseline_values(values, idx, last, horizon))}
+    methods["seasonal_naive"] = {"point": raw(baseline_values(values, idx, seasonal, horizon))}
     if streaming and stream is not None:
         methods["streaming"] = {k: raw(v) for k, v in stream.items()}
     return BacktestForecasts(origins, series, raw(values[ahead]), methods)
@@ -174,8 +182,6 @@ def backtest_forecasts(
 
 def _streaming(model, stacked, origins, series, horizon, season, baseline):
     """Forecasts at `origins` from one stateful pass over each whole series (scaled units)."""
-    from rnnkit.tasks.forecasting.windows import base_offsets
-
     device = next(model.parameters()).device
     back = base_offsets(horizon, season, baseline)
     out: dict[str, list[torch.Tensor]] = {}
@@ -185,12 +191,8 @@ def _streaming(model, stacked, origins, series, horizon, season, baseline):
         wanted = torch.as_tensor(origins[series == s])
         steps = torch.arange(start, int(wanted.max()) + 1)  # every step up to the last origin
         ahead = (steps[:, None] + torch.arange(1, horizon + 1)).clamp(max=end - 1)
-        if back is None:
-            base = stacked.values.new_zeros(len(steps), horizon, stacked.values.size(1))
-        else:  # before a full season, the baseline repeats the first value (as streaming does)
-            base = stacked.values[
-                (steps[:, None] + torch.arange(1, horizon + 1) - back).clamp(min=start)
-            ]
+        # before a full season, the baseline repeats the first value (as streaming does)
+        base = baseline_values(stacked.values, steps, back, horizon, first=start)
         params, _ = model(
             stacked.features[steps].unsqueeze(0).to(device),
             stacked.future[ahead].unsqueeze(0).to(device),

@@ -1,4 +1,4 @@
-"""`rnnkit train forecaster ...` and `rnnkit forecast RUN ...`: recurrent time-series forecasts."""
+"""`rnnkit train forecasting ...` and `rnnkit forecast RUN ...`: recurrent time-series forecasts."""
 
 from __future__ import annotations
 

@@ -7,15 +7,18 @@ Parts of a series of N steps (as `TimeSeriesDataset.split`): the first steps tra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from rnnkit.config import from_dict
 from rnnkit.data import TimeSeriesDataset, load_dataset
-from rnnkit.errors import ConfigError
+from rnnkit.errors import ConfigError, DataError
+from rnnkit.io import atomic_open
 from rnnkit.tasks.forecasting.config import ForecastingRunConfig, SeriesDataConfig
 from rnnkit.tasks.forecasting.streams import StreamLoader
 from rnnkit.tasks.forecasting.windows import Scaler, SeriesLayout, StackedSeries, WindowLoader
@@ -65,25 +68,38 @@ def layout_for(dataset: TimeSeriesDataset, config: ForecastingRunConfig) -> Seri
 
 @dataclass(frozen=True)
 class SplitPoints:
-    """Per-series step counts: train, validation, test (test span = the last `test` steps)."""
+    """Per-series step counts of the parts, in time order: train, validation, test span.
+
+    A series' training part ends at `train[s]` and its validation part at `validation_end[s]`,
+    where the test span (its last `test[s]` steps) starts.
+    """
 
     train: list[int]
     validation: list[int]
     test: list[int]
 
+    @property
+    def validation_end(self) -> list[int]:
+        """Per series, the step after validation: the history before the test span."""
+        return [t + v for t, v in zip(self.train, self.validation, strict=True)]
+
+
+def split_sizes(n: int, data: SeriesDataConfig) -> tuple[int, int, int]:
+    """(train, validation, test) steps of an `n`-step series; `data.test_steps` or shares.
+
+    Shares round to the nearest step, as `TimeSeriesDataset.split` rounds them.
+    """
+    n_test = data.test_steps if data.test_steps is not None else round(n * data.test)
+    n_val = round(n * data.validation)
+    if n_test >= n - n_val:
+        raise ConfigError(f"test_steps {n_test} leaves nothing to train on ({n} steps)")
+    return n - n_val - n_test, n_val, n_test
+
 
 def split_points(dataset: TimeSeriesDataset, data: SeriesDataConfig) -> SplitPoints:
-    """Where each series' parts end; the same rounding as `TimeSeriesDataset.split`."""
-    train, val, test = [], [], []
-    for frame in dataset.series.values():
-        n = len(frame)
-        n_test = data.test_steps if data.test_steps is not None else round(n * data.test)
-        n_val = round(n * data.validation)
-        if n_test >= n - n_val:
-            raise ConfigError(f"test_steps {n_test} leaves nothing to train on ({n} steps)")
-        train.append(n - n_val - n_test)
-        val.append(n_val)
-        test.append(n_test)
+    """Where each series' parts end (`split_sizes` of each)."""
+    sizes = [split_sizes(len(frame), data) for frame in dataset.series.values()]
+    train, val, test = (list(part) for part in zip(*sizes, strict=True))
     return SplitPoints(train, val, test)
 
 
@@ -105,15 +121,14 @@ def origins_for(
     """
     first, last = [], []
     earliest = max(input_length, season) - 1
-    for s in range(len(stacked.ids)):
-        n_train, n_val = points.train[s], points.validation[s]
-        n = n_train + n_val + points.test[s]
+    ends = zip(points.train, points.validation_end, points.test, strict=True)
+    for train_end, val_end, n_test in ends:
         if part == "train":
-            lo, hi = earliest, n_train - horizon - 1
+            lo, hi = earliest, train_end - horizon - 1
         elif part == "validation":
-            lo, hi = max(earliest, n_train - horizon), n_train + n_val - horizon - 1
+            lo, hi = max(earliest, train_end - horizon), val_end - horizon - 1
         else:
-            lo, hi = max(earliest, n - points.test[s] - 1), n - horizon - 1
+            lo, hi = max(earliest, val_end - 1), val_end + n_test - horizon - 1
         first.append(lo)
         last.append(hi)
     origins, series = stacked.origins(first, last)
@@ -204,14 +219,14 @@ def _stream_loader(prep: Prepared, config: ForecastingRunConfig, part: str) -> S
     validation runs on through it (one stream per series) and scores the validation origins."""
     w, points = config.window, prep.points
     runs, scored = [], []
-    for n_train, n_val in zip(points.train, points.validation, strict=True):
-        last_train = n_train - w.horizon - 1
+    for train_end, val_end in zip(points.train, points.validation_end, strict=True):
+        last_train = train_end - w.horizon - 1
         if part == "train":
             runs.append((0, last_train))
             scored.append((0, last_train))
         else:
-            runs.append((0, n_train + n_val - w.horizon - 1))
-            scored.append((last_train + 1, n_train + n_val - w.horizon - 1))
+            runs.append((0, val_end - w.horizon - 1))
+            scored.append((last_train + 1, val_end - w.horizon - 1))
     loader = StreamLoader(
         prep.stacked,
         runs,
@@ -244,3 +259,94 @@ def held_out(run_dir: Path, config: dict[str, Any]) -> HeldOut:
     cfg = from_dict(ForecastingRunConfig, config["config"]).data
     span = f"{cfg.test_steps} steps" if cfg.test_steps else f"{cfg.test:.0%}"
     return HeldOut(load_series(cfg), f"{cfg.data} (the last {span} of each series)")
+
+
+#: the file `write_data` writes into a run's data folder
+DATA_FILE = "series.csv"
+
+
+def write_data(data: Any, folder: Path, config: ForecastingRunConfig) -> ForecastingRunConfig:
+    """Series in memory, written as `folder/series.csv` for `rnnkit.train`.
+
+    Args:
+        data: one series: a pandas DataFrame indexed by a `DatetimeIndex` (or with a
+            `data.time_column` column) holding the target (and covariate) columns, or a pandas
+            Series with a `DatetimeIndex`, whose values become the target column; or many:
+            `{series id: Series or DataFrame}`, written long with a `data.series_column`
+            column ("series" when the config names none).
+        folder: where the file goes (the run's `data/` folder).
+        config: the run config; `data.time_column` and `data.target_columns` name the columns.
+
+    Returns:
+        `config` with `data.data` the file's absolute path (and the series column it wrote).
+
+    Raises:
+        ConfigError: data of another type.
+        DataError: no series, one without a `DatetimeIndex` (or time column), or without the
+            target columns.
+    """
+    cfg = config.data
+    if isinstance(data, Mapping):
+        if not data:
+            raise DataError("the dict holds no series; expected {series id: pandas Series}")
+        column = cfg.series_column or "series"
+        parts = []
+        for key, value in data.items():
+            part = _table(value, cfg, f"series {key!r}")
+            if column in part.columns:
+                raise DataError(
+                    f"series {key!r} has a {column!r} column, the name that tells the series "
+                    "apart in the file; rename it or pick another with series_column="
+                )
+            part.insert(1, column, str(key))
+            parts.append(part)
+        frame = pd.concat(parts, ignore_index=True)
+        cfg = replace(cfg, series_column=column)
+    elif isinstance(data, (pd.DataFrame, pd.Series)):
+        frame = _table(data, cfg, f"the {type(data).__name__}")
+    else:
+        got = f"the text {data[:40]!r}" if isinstance(data, str) else type(data).__name__
+        raise ConfigError(
+            "forecasting data is a registry dataset name, a path, a pandas DataFrame (indexed "
+            "by time, or with a time column), a pandas Series with a DatetimeIndex, or "
+            f"{{series id: Series}}; got {got}"
+        )
+    path = Path(folder) / DATA_FILE
+    with atomic_open(path, "w") as f:
+        frame.to_csv(f, index=False)
+    return replace(config, data=replace(cfg, data=str(path.resolve())))
+
+
+def _table(value: Any, cfg: SeriesDataConfig, what: str) -> pd.DataFrame:
+    """One series as rows: the time column first, then the value columns."""
+    time = cfg.time_column
+    if isinstance(value, pd.Series):
+        if len(cfg.target_columns) != 1:
+            raise ConfigError(
+                f"{what} is one column of values but {len(cfg.target_columns)} targets are "
+                f"set ({list(cfg.target_columns)}); give a DataFrame with those columns"
+            )
+        value = value.to_frame(cfg.target_columns[0])
+    if not isinstance(value, pd.DataFrame):
+        raise ConfigError(f"{what} is a {type(value).__name__}; expected a pandas Series")
+    names = [str(c) for c in value.columns]
+    if isinstance(value.index, pd.DatetimeIndex):
+        if time in names:
+            raise DataError(
+                f"{what} has both a DatetimeIndex and a {time!r} column; keep one of them"
+            )
+        value = value.rename_axis(time).reset_index()
+    elif time in names:
+        value = value.reset_index(drop=True)
+    else:
+        raise DataError(
+            f"{what} is indexed by {type(value.index).__name__}, not by time; expected a "
+            f"pandas DatetimeIndex or a {time!r} column (time_column= names it)"
+        )
+    missing = [c for c in cfg.target_columns if c not in names]
+    if missing:
+        raise DataError(
+            f"{what} has no column {missing[0]!r} (its columns: {names}); name the column(s) "
+            "to forecast with target_column="
+        )
+    return value

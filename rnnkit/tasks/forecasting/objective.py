@@ -22,22 +22,13 @@ from torch import Tensor
 
 from rnnkit import run_folder
 from rnnkit.io import atomic_write_json, atomic_write_text
-from rnnkit.models.encoder import State
+from rnnkit.models.encoder import State, detach_state
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.tasks.forecasting.streams import StreamBatch
 from rnnkit.training import Callback, EvalContext, FitResult, TrainConfig, fit
 from rnnkit.training.precision import eval_mode
 
 logger = logging.getLogger(__name__)
-
-
-def detach_state(state: State | None) -> State | None:
-    """`state` cut from the graph of the window that made it."""
-    if state is None:
-        return None
-    if isinstance(state, tuple):
-        return tuple(t.detach() for t in state)  # type: ignore[return-value]
-    return state.detach()
 
 
 def forward_batch(model: Forecaster, batch: Any, state: State | None = None):

@@ -7,8 +7,8 @@ into one model: `rnnkit.tasks.forecasting.ensemble`) -> rolling-origin backtest 
 span against naive and seasonal-naive -> plots and report. `ForecastPredictor`
 (`rnnkit.tasks.forecasting.predictor`) is what `rnnkit.load()` returns for such a run.
 
-Configuration lives in `forecast_config`, data preparation and loaders in `forecast_data`, the
-training task in `forecast_training`; this module is the pipeline and the run's registration.
+Configuration lives in `config`, data preparation, split points and loaders in `data`, the
+training task in `objective` (all under `rnnkit.tasks.forecasting`); this module is the pipeline.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from rnnkit.tasks.forecasting.objective import (
     train_members,
 )
 from rnnkit.tasks.forecasting.predictor import ForecastPredictor
+from rnnkit.tasks.forecasting.windows import Scaler
 from rnnkit.training import Callback, FitResult, fit
 
 __all__ = [
@@ -83,16 +84,11 @@ def run_backtest(
     if len(origins) == 0:
         raise ConfigError(f"the test span is shorter than the horizon {w.horizon}")
     targets = list(prep.layout.targets)
-    stats = prep.stacked.stats
-    shift = np.array([[st[t][0] for t in targets] for st in stats])
-    scale = np.array([[st[t][1] for t in targets] for st in stats])
-    scales = np.stack(
-        [
-            mase_scale(frame[targets].to_numpy()[: n_tr + n_va], prep.season)
-            for frame, n_tr, n_va in zip(
-                prep.dataset.series.values(), prep.points.train, prep.points.validation, strict=True
-            )
-        ]
+    pairs = [Scaler.shift_scale(stats, targets) for stats in prep.stacked.stats]
+    shift, scale = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])  # (S, K)
+    histories = zip(prep.dataset.series.values(), prep.points.validation_end, strict=True)
+    scales = np.stack(  # (S, K) MASE denominators, on each series' history before the test span
+        [mase_scale(frame[targets].to_numpy()[:end], prep.season) for frame, end in histories]
     )
     forecasts = backtest_forecasts(
         model,
@@ -180,7 +176,7 @@ def train_forecaster(
         )[0]
     )
     members = member_count(train_windows, w.min_epoch_windows, config.ensemble)
-    # the saved model is the members merged side by side: k times as wide (see forecast_ensemble)
+    # the saved model is the members merged side by side: k times as wide (see ensemble.py)
     saved_cfg = replace(
         model_cfg,
         hidden_size=members * model_cfg.hidden_size,

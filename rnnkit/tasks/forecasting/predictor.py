@@ -23,7 +23,13 @@ from rnnkit.errors import ConfigError, DataError
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.run_folder import Files
 from rnnkit.tasks.forecasting.streaming import StepForecast, StreamingForecaster
-from rnnkit.tasks.forecasting.windows import Scaler, SeriesLayout, base_offsets
+from rnnkit.tasks.forecasting.windows import (
+    Scaler,
+    SeriesLayout,
+    base_offsets,
+    baseline_values,
+    future_index,
+)
 
 __all__ = ["ForecastPredictor", "StepForecast", "StreamingForecaster"]
 
@@ -138,28 +144,25 @@ class ForecastPredictor:
         frame = _with_future_columns(frame, layout, key, future, horizon)
         scaled = layout.scaled(frame, stats)
         feats = layout.step_features(scaled, frame.index)[-self.input_length :]
-        index = _future_index(frame.index, layout.freq, horizon)
+        index = future_index(frame.index[-1], layout.freq, horizon)
         fut_scaled = _future_scaled(layout, stats, future, key, index)
         fut = layout.future_features(fut_scaled, index)
-        z = scaled[:, : len(layout.targets)]
+        z = torch.from_numpy(scaled[:, : len(layout.targets)])  # (N, K)
         back = base_offsets(horizon, layout.season, self.window.baseline)
-        n = len(z)
-        if back is None:
-            base = np.zeros((horizon, z.shape[1]), dtype=np.float32)
-        else:
-            base = z[np.maximum(n - 1 + np.arange(1, horizon + 1) - back.numpy(), 0)]
-        tensors = [torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(0) for a in (feats, fut)]
-        base_t = torch.from_numpy(np.ascontiguousarray(base)).unsqueeze(0)
-        return tensors[0].to(self.device), tensors[1].to(self.device), base_t, stats, index
+        # the origin is the history's last step; a history shorter than a season repeats its first
+        base = baseline_values(z, torch.tensor([len(z) - 1]), back, horizon, first=0)  # (1, H, K)
+        x, fut_t = (torch.from_numpy(np.ascontiguousarray(a)).unsqueeze(0) for a in (feats, fut))
+        return x.to(self.device), fut_t.to(self.device), base.to(self.device), stats, index
 
     def _frame(self, fc, stats: dict, index: pd.DatetimeIndex, horizon: int) -> pd.DataFrame:
         columns = {}
         for k, target in enumerate(self.layout.targets):
             shift, scale = stats[target]
-            columns[target] = fc.point[:horizon, k].cpu().numpy() * scale + shift
+            columns[target] = Scaler.inverse(fc.point[:horizon, k].cpu().numpy(), shift, scale)
             if fc.lower is not None and fc.upper is not None:
-                columns[f"{target}_lower"] = fc.lower[:horizon, k].cpu().numpy() * scale + shift
-                columns[f"{target}_upper"] = fc.upper[:horizon, k].cpu().numpy() * scale + shift
+                for end, values in (("lower", fc.lower), ("upper", fc.upper)):
+                    scaled = values[:horizon, k].cpu().numpy()
+                    columns[f"{target}_{end}"] = Scaler.inverse(scaled, shift, scale)
         return pd.DataFrame(columns, index=index[:horizon])
 
     # --- streaming -------------------------------------------------------------------------
@@ -191,10 +194,6 @@ def _frames(history: History) -> dict[str, pd.DataFrame]:
     return dict(history)
 
 
-def _future_index(index: pd.DatetimeIndex, freq: str, horizon: int) -> pd.DatetimeIndex:
-    return pd.date_range(index[-1], periods=horizon + 1, freq=freq)[1:]
-
-
 def _with_future_columns(frame, layout, key, future, horizon):
     """History frames need no future-covariate values; fill them with 0 for scaling."""
     del key, future, horizon
@@ -221,5 +220,6 @@ def _future_scaled(layout, stats, future, key, index) -> np.ndarray:
     for i, column in enumerate(cols):
         if column in layout.future_covariates:
             shift, scale = stats[column]
-            out[:, i] = (frame[column].to_numpy(dtype=np.float64)[: len(index)] - shift) / scale
+            values = frame[column].to_numpy(dtype=np.float64)[: len(index)]
+            out[:, i] = Scaler.transform(values, shift, scale)
     return out

@@ -1,27 +1,59 @@
-"""What a forecaster run writes besides weights: backtest.json, plots, report.md and .html."""
+"""What a forecaster run shows: backtest.json, plots, its report (backtest table, plots) and, for
+pages that gather several runs, its MASE against seasonal naive and a few forecasts.
+
+`write_outputs` ends `train_forecaster`; `baseline` and `showcase` are the spec's hooks
+(`rnnkit.tasks.spec.TaskSpec`), called with a finished `rnnkit.run.Run`. Matplotlib is imported
+where a plot is drawn, so that reading the task's spec stays light.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
-from rnnkit.io import atomic_write_json
-from rnnkit.report import plot_loss, save_figure, write_report
-from rnnkit.report_html import backtest_table, write_html_report
+from rnnkit.reports.report import Image, Report, Section, Table
+from rnnkit.run_folder import Files
+from rnnkit.tasks.forecasting.config import TASK, ForecastingRunConfig
+from rnnkit.tasks.spec import BaselineScore
 
+if TYPE_CHECKING:
+    from rnnkit.models.forecaster import ForecasterConfig
+    from rnnkit.run import Run
+    from rnnkit.training import FitResult
+
+#: the validation metric drawn beside the loss (`loss.png`, `rnnkit compare`'s curves).
+CURVE_METRIC = "val_mae_scaled"
+
+#: the backtest's methods, in table order: the model, its streaming replay, the baselines.
+METHODS = ("model", "streaming", "naive", "seasonal_naive")
 #: metric name -> how the table prints it
 COLUMNS = ("mae", "rmse", "smape", "mase", "coverage", "pinball")
 
 
+def _methods_and_columns(metrics: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    methods = [m for m in METHODS if m in metrics]
+    return methods, [c for c in COLUMNS if any(c in metrics[m] for m in methods)]
+
+
+def backtest_table(backtest: Mapping[str, Any]) -> Table:
+    """A backtest's methods side by side: one row per method, one column per metric.
+
+    Args:
+        backtest: `run_backtest`'s result (`{"model": {"mae": ...}, "seasonal_naive": {...}}`).
+    """
+    methods, columns = _methods_and_columns(backtest)
+    rows = [[m, *(backtest[m].get(c) for c in columns)] for m in methods]
+    header = ["method", *(c.upper() if c != "smape" else "sMAPE %" for c in columns)]
+    return Table(header, rows)
+
+
 def metrics_table(metrics: Mapping[str, Any]) -> str:
     """The backtest's methods side by side, one row per method, as aligned text."""
-    methods = [m for m in ("model", "streaming", "naive", "seasonal_naive") if m in metrics]
-    columns = [c for c in COLUMNS if any(c in metrics[m] for m in methods)]
+    methods, columns = _methods_and_columns(metrics)
     lines = [f"{'method':<15}" + "".join(f"{c:>12}" for c in columns)]
     for method in methods:
         cells = "".join(
@@ -49,6 +81,10 @@ def plot_forecast(
         title: the figure title.
         actual: actual values over the forecast span, when known, drawn in black.
     """
+    from matplotlib.figure import Figure
+
+    from rnnkit.reports.figures import save_figure
+
     fig = Figure(figsize=(10, 4))
     ax = fig.add_subplot(1, 1, 1)
     ax.plot(history.index, history.to_numpy(), color="#7f7f7f", lw=1, label="history")
@@ -104,21 +140,46 @@ def plot_backtest(
 
 
 def write_outputs(
-    run_dir, config, model_cfg, prep, result, backtest, forecasts, seconds, members: int = 1
+    run_dir: Path,
+    config: ForecastingRunConfig,
+    model_cfg: ForecasterConfig,
+    prep: Any,
+    result: FitResult,
+    backtest: dict[str, Any] | None,
+    forecasts: Any,
+    seconds: float,
+    members: int = 1,
 ) -> None:
-    """Write backtest.json, the plots and report.md into `run_dir` (`model_cfg`: one member's)."""
-    images = {"loss": plot_loss(result.records, run_dir / "loss.png").name}
-    metrics: dict[str, Any] = {}
+    """Write backtest.json, the plots, report.md and report.html.
+
+    Args:
+        run_dir: the run folder.
+        config: the run's config.
+        model_cfg: one member's resolved model config.
+        prep: the prepared series (stacked values, layout, input length, season).
+        result: what `fit` returned (records, best epoch).
+        backtest: `run_backtest`'s result, or None when nothing was held out.
+        forecasts: the backtest's forecasts, for `forecast.png`.
+        seconds: the run's wall time so far.
+        members: the ensemble's size (1: one model).
+    """
+    from rnnkit.io import atomic_write_json
+    from rnnkit.reports import write_report
+    from rnnkit.reports.figures import plot_loss
+
+    run_dir = Path(run_dir)
+    loss = plot_loss(result.records, run_dir / Files.LOSS_PLOT, metric=CURVE_METRIC)
+    images = {"loss": loss.name}
+    sections = []
     if backtest is not None:
-        atomic_write_json(run_dir / "backtest.json", backtest)
+        atomic_write_json(run_dir / Files.BACKTEST, backtest)
         images["forecast vs actual"] = plot_backtest(
-            run_dir / "forecast.png", prep, forecasts, config.window.horizon
+            run_dir / Files.FORECAST_PLOT, prep, forecasts, config.window.horizon
         ).name
-        for method in ("model", "streaming", "naive", "seasonal_naive"):
-            for key, value in backtest.get(method, {}).items():
-                metrics[f"{method} {key}"] = value
+        heading = f"Rolling-origin backtest ({backtest['origins']} origins, test span)"
+        sections.append(Section(heading, [backtest_table(backtest)]))
     summary = {
-        "task": "forecasting",
+        "task": TASK,
         "data": config.data.data,
         "series": len(prep.stacked.ids),
         "model": f"{model_cfg.cell} {model_cfg.num_layers}x{model_cfg.hidden_size}, "
@@ -130,25 +191,47 @@ def write_outputs(
         "best epoch": result.best_epoch,
         "time": f"{seconds:.1f} s",
     }
-    title = f"Forecaster run {Path(run_dir).name}"
-    write_report(
-        run_dir,
-        title=title,
+    report = Report(
+        title=f"Forecaster run {run_dir.name}",
         summary=summary,
-        metrics=metrics or None,
-        records=result.records,
-        images=images,
-    )
-    sections = []
-    if backtest is not None:
-        heading = f"Rolling-origin backtest ({backtest['origins']} origins, test span)"
-        sections.append((heading, backtest_table(backtest)))
-    write_html_report(
-        run_dir,
-        title=title,
-        summary=summary,
-        metrics=None,
-        records=result.records,
-        images=images,
+        # the model's own backtest numbers; the table beside them compares every method
+        metrics=dict(backtest["model"]) if backtest is not None else None,
         sections=sections,
+        images=images,
+        records=result.records,
     )
+    write_report(run_dir, report)
+
+
+# ----------------------------------------------------------------------- hooks for summary pages
+
+
+def baseline(run: Run) -> list[BaselineScore]:
+    """Backtest MASE against the seasonal-naive forecast over the same origins."""
+    backtest = run.test_metrics() or run.evaluate()
+    return [
+        BaselineScore(
+            "backtest MASE",
+            float(backtest["model"]["mase"]),
+            float(backtest["seasonal_naive"]["mase"]),
+            "seasonal naive",
+            higher_is_better=False,
+        )
+    ]
+
+
+def showcase(run: Run, examples: int) -> list[Any]:
+    """The backtest's methods side by side and the last forecasts against what happened."""
+    del examples  # the plot shows the forecasts that fit; there is no list to cut
+    backtest = run.test_metrics() or run.evaluate()
+    heading = (
+        f"Rolling-origin backtest ({backtest['origins']} origins, horizon {backtest['horizon']})"
+    )
+    return [
+        Section(heading, [backtest_table(backtest)]),
+        Image(
+            Files.FORECAST_PLOT,
+            "forecast vs actual",
+            "forecasts with their 80% interval against what happened",
+        ),
+    ]

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
-from rnnkit.tasks.forecasting import cli
+from rnnkit.tasks.forecasting import cli, report
 from rnnkit.tasks.forecasting.config import TASK, ForecastingRunConfig
-from rnnkit.tasks.forecasting.data import held_out
+from rnnkit.tasks.forecasting.data import held_out, write_data
+from rnnkit.tasks.forecasting.export import EXPORT
 from rnnkit.tasks.forecasting.pipeline import evaluate_run, train_forecaster
 from rnnkit.tasks.forecasting.predictor import ForecastPredictor
 from rnnkit.tasks.spec import HeldOut, Metric, TaskSpec
@@ -45,10 +46,14 @@ SPEC = TaskSpec(
     ),
     format_metrics=cli.format_metrics,
     options=MappingProxyType(cli.FLAGS),
+    write_data=write_data,
     register_train=cli.register_train,
     register_commands=cli.register,
-    curve_metric="val_mae_scaled",
+    curve_metric=report.CURVE_METRIC,
     throughput_unit="windows/s",
     latency_call=_latency_call,
     latency_note="one `predict()` of 1 or 64 series histories (one forward pass each)",
+    export=EXPORT,
+    baseline=report.baseline,
+    showcase=report.showcase,
 )

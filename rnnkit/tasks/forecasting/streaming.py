@@ -2,9 +2,10 @@
 
 `StreamingForecaster.update(value)` runs the lean NumPy step (`rnnkit.models.lean`): the
 features of the new point, one recurrent step from the carried state and the head, in a few
-dozen NumPy calls on preallocated buffers (tens of microseconds, against hundreds for a re-run of
-the input window or a module call). `warm_up(history)` and `update_many(rows)` feed many steps
-at once through the fused module instead, and hand its final state to the lean step.
+dozen NumPy calls on preallocated buffers, far cheaper than a re-run of the input window or a
+module call (timings in docs/benchmarks.md, "Forecasting"). `warm_up(history)` and
+`update_many(rows)` feed many steps at once through the fused module instead, and hand its
+final state to the lean step.
 
 The carried pieces are the encoder state, the last `season` scaled targets (a ring buffer: the
 seasonal differences and the baseline read it) and the step counter; `state_bytes` / `save`
@@ -28,7 +29,13 @@ from rnnkit.io import atomic_write_bytes
 from rnnkit.models.encoder import State
 from rnnkit.models.forecaster import Z80, Forecaster
 from rnnkit.models.lean import LeanEncoder, LeanHead
-from rnnkit.tasks.forecasting.windows import SeriesLayout, base_offsets, calendar_features
+from rnnkit.tasks.forecasting.windows import (
+    Scaler,
+    SeriesLayout,
+    base_offsets,
+    baseline_steps,
+    calendar_features,
+)
 
 
 @dataclass
@@ -72,9 +79,7 @@ class StreamingForecaster:
         self.layout = layout
         c = model.config
         self._k, self._h = len(layout.targets), c.horizon
-        columns = [*layout.targets, *layout.covariates]
-        shift = np.array([stats[col][0] for col in columns], dtype=np.float64)
-        scale = np.array([stats[col][1] for col in columns], dtype=np.float64)
+        shift, scale = Scaler.shift_scale(stats, [*layout.targets, *layout.covariates])
         k = self._k
         self._shift, self._inv = shift[:k], 1.0 / scale[:k]
         self._cov_shift, self._cov_inv = shift[k:], 1.0 / scale[k:]
@@ -82,8 +87,9 @@ class StreamingForecaster:
         self._lean = LeanEncoder(model.encoder)
         m = layout.season
         back = base_offsets(c.horizon, m, baseline)
-        # Ring positions each horizon step's baseline reads, by the ring's oldest position.
-        positions = None if back is None else m - back.numpy() + np.arange(c.horizon)
+        # Ring positions each horizon step's baseline reads, by the ring's oldest position: the
+        # origin is the newest of the ring's m entries, m - 1 counted from the oldest.
+        positions = None if back is None else baseline_steps(torch.tensor(m - 1), back).numpy()
         self._base_index = None if positions is None else [(p + positions) % m for p in range(m)]
         # Head outputs come out in the data's units: the target's scale is folded into its last
         # layer, and the shift too unless the raw baseline, which carries it, is added later
@@ -262,7 +268,9 @@ class StreamingForecaster:
         if tuple(tensors.get("buffer", torch.empty(0)).shape) != shape:
             raise DataError(f"stream state does not fit this model (buffer {shape})")
         self.reset()
-        self._ring = tensors["buffer"].double().numpy() * self._out_scale + self._shift
+        self._ring = Scaler.inverse(
+            tensors["buffer"].double().numpy(), self._shift, self._out_scale
+        )
         self.steps = int(tensors["steps"][0])
         parts = [tensors[k] for k in sorted(k for k in tensors if k.startswith("state."))]
         if parts:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from rnnkit.tasks.forecasting.windows import Baseline, StackedSeries, base_offsets
+from rnnkit.tasks.forecasting.windows import Baseline, StackedSeries, base_offsets, baseline_values
 
 
 @dataclass
@@ -153,8 +153,7 @@ class StreamLoader:
         last = len(s.values) - 1
         steps = torch.minimum(steps, (self._ends - 1)[:, None])  # ragged ends repeat the last
         ahead = (steps[..., None] + self._ahead).clamp(max=last)  # (B, T, H)
-        if self._back is None:
-            base = s.values.new_zeros(*ahead.shape, s.values.size(1))
-        else:  # before a full season, the baseline repeats the series' first value
-            base = s.values[torch.maximum(ahead - self._back, self._series_start[:, None, None])]
+        # before a full season, the baseline repeats the series' first value
+        first = self._series_start[:, None, None]
+        base = baseline_values(s.values, steps, self._back, len(self._ahead), first)  # (B, T, H, K)
         return StreamBatch(s.features[steps], s.future[ahead], s.values[ahead], base, valid, j == 0)

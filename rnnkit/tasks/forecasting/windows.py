@@ -140,6 +140,32 @@ class Scaler:
         columns = list(next(iter(self.params.values())))
         return self.fit_one(frame, columns, self.kind)
 
+    @staticmethod
+    def shift_scale(
+        stats: dict[str, tuple[float, float]], columns: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(shift, scale) float64 arrays (len(columns),) of one series' statistics `stats`."""
+        shift = np.array([stats[column][0] for column in columns], dtype=np.float64)
+        scale = np.array([stats[column][1] for column in columns], dtype=np.float64)
+        return shift, scale
+
+    @staticmethod
+    def transform(
+        x: np.ndarray, shift: float | np.ndarray, scale: float | np.ndarray
+    ) -> np.ndarray:
+        """`x` in scaled units: `(x - shift) / scale`; the statistics broadcast against `x`."""
+        return (x - shift) / scale
+
+    @staticmethod
+    def inverse(z: np.ndarray, shift: float | np.ndarray, scale: float | np.ndarray) -> np.ndarray:
+        """`z` back in the data's units: `z * scale + shift`, undoing `transform`.
+
+        The statistics broadcast against `z`: one column's floats, (K,) arrays from
+        `shift_scale`, or (N, 1, K) per-origin ones. The result has the dtype NumPy gives the
+        expression (a float32 `z` with Python floats stays float32).
+        """
+        return z * scale + shift
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "params": {k: dict(v) for k, v in self.params.items()}}
 
@@ -191,7 +217,7 @@ class SeriesLayout:
         out = np.empty((len(frame), len(columns)), dtype=np.float32)
         for i, column in enumerate(columns):
             shift, scale = stats[column]
-            out[:, i] = (frame[column].to_numpy(dtype=np.float64) - shift) / scale
+            out[:, i] = Scaler.transform(frame[column].to_numpy(dtype=np.float64), shift, scale)
         return out
 
     def step_features(self, scaled: np.ndarray, index: pd.DatetimeIndex) -> np.ndarray:
@@ -385,8 +411,14 @@ class WindowLoader:
         )
 
 
+# The baselines, in one place: `base_offsets` says how far back each horizon step looks,
+# `baseline_steps` which step that is for an origin, `baseline_values` what is there. Training
+# windows, stream batches, the backtest's naive rows, the predictor and the streaming
+# forecaster's ring buffer all read the baseline through these.
+
+
 def base_offsets(horizon: int, season: int, baseline: Baseline) -> Tensor | None:
-    """How far back from o + h each horizon step's baseline value lies; None for no baseline."""
+    """(H,) how far back from o + h each horizon step's baseline value lies; None for none."""
     if baseline == "none":
         return None
     if baseline == "last":
@@ -396,9 +428,30 @@ def base_offsets(horizon: int, season: int, baseline: Baseline) -> Tensor | None
     raise ConfigError(f"unknown baseline {baseline!r}; choose seasonal_naive, last or none")
 
 
-def baseline_values(values: Tensor, origins: Tensor, back: Tensor | None, horizon: int) -> Tensor:
-    """(B, H, K) baseline values for the horizons of `origins` from the stacked `values` (N, K)."""
+def baseline_steps(origins: Tensor, back: Tensor, first: Tensor | int | None = None) -> Tensor:
+    """(..., H) the step each horizon step's baseline reads for `origins` (...): o + h - back.
+
+    Args:
+        origins: origin steps, any shape (a 0-d tensor for one origin).
+        back: (H,) offsets from `base_offsets`.
+        first: no step earlier than this (e.g. each origin's series start, broadcast against
+            the result): before a full season behind it, the baseline repeats that value.
+    """
+    steps = origins[..., None] + torch.arange(1, len(back) + 1) - back
+    return steps if first is None else torch.maximum(steps, torch.as_tensor(first))
+
+
+def baseline_values(
+    values: Tensor,
+    origins: Tensor,
+    back: Tensor | None,
+    horizon: int,
+    first: Tensor | int | None = None,
+) -> Tensor:
+    """(..., H, K) baseline values for the horizons of `origins` (...) from `values` (N, K).
+
+    `back` None (no baseline) gives zeros; `first` as for `baseline_steps`.
+    """
     if back is None:
-        return values.new_zeros(len(origins), horizon, values.size(1))
-    ahead = origins[:, None] + torch.arange(1, horizon + 1)
-    return values[ahead - back]
+        return values.new_zeros(*origins.shape, horizon, values.size(1))
+    return values[baseline_steps(origins, back, first)]

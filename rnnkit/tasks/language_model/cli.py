@@ -1,4 +1,4 @@
-"""`rnnkit train lm ...` and `rnnkit generate RUN ...`: language models that write text."""
+"""`rnnkit train language-model ...` and `rnnkit generate RUN ...`: models that write text."""
 
 from __future__ import annotations
 

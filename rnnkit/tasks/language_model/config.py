@@ -33,8 +33,8 @@ class LMDataConfig:
             case `rnnkit evaluate` reports on the validation part.
         bptt: steps per truncated-BPTT window. 32: on a fixed budget of characters, shorter
             windows give more optimizer steps at nearly the same chars/s, and on shakespeare
-            128 -> 64 -> 32 lowered the validation loss 2.23 -> 2.04 -> 1.90 nats/char after
-            1.5M characters (docs/benchmarks.md); the carried state gives context beyond it.
+            each halving from 128 lowered the validation loss (docs/benchmarks.md, "Language
+            models"); the carried state gives context beyond the window.
         carry_state: start each window from the state the previous one ended with (detached);
             False resets it to zeros every window (the tutorial way; measured worse).
         eval_batch_size: rows of the validation stream; few rows mean few cold starts (each
@@ -68,24 +68,24 @@ def _default_train() -> TrainConfig:
     return TrainConfig(
         epochs=100,  # an upper bound: the 10-minute budget ends training first
         # rows read in parallel: 32 x 32 characters per step. Twice the steps of 64 rows at
-        # ~0.85x the chars/s, and 1.465 -> 1.459 nats/char in 10 minutes (docs/benchmarks.md)
+        # slightly lower chars/s, and a lower 10-minute loss (docs/benchmarks.md)
         batch_size=32,
-        lr=5e-3,  # 10-minute runs at bptt 32: 1.516 nats/char vs 1.536 at 3e-3 (docs/benchmarks.md)
+        lr=5e-3,  # the best of the 10-minute runs at bptt 32 (docs/benchmarks.md)
         weight_decay=0.01,
         schedule="onecycle",  # warm-up, then cosine decay to ~0 right at the budget's end
         warmup_fraction=0.03,  # language models need little warm-up; decay time matters more
         clip_norm=1.0,
-        # bf16 autocast where the CPU has AVX-512 BF16 (oneDNN's bf16 LSTM: 1.6x the chars/s of
-        # fp32 on the 2-vCPU Zen 4 VM, docs/benchmarks.md), fp16 on CUDA, fp32 elsewhere.
+        # bf16 autocast where the CPU has AVX-512 BF16 (oneDNN's bf16 LSTM is faster than fp32:
+        # docs/benchmarks.md), fp16 on CUDA, fp32 elsewhere.
         precision="auto",
         patience=None,  # the loss keeps falling for the whole budget; no early stop
-        max_minutes=10.0,  # the quality bar: <= 1.45 nats/char on shakespeare in 10 minutes
+        max_minutes=10.0,  # the product's quality bar is set for 10 minutes of CPU training
     )
 
 
 @dataclass(frozen=True)
 class LanguageModelRunConfig:
-    """Everything `rnnkit train lm` needs; config files and --set map onto this."""
+    """Everything `rnnkit train language-model` needs; config files and --set map onto this."""
 
     data: LMDataConfig = field(default_factory=LMDataConfig)
     model: LanguageModelConfig = field(default_factory=LanguageModelConfig)

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from rnnkit.config import from_dict
 from rnnkit.data import TextClassificationDataset, TextCorpus, load_dataset
 from rnnkit.errors import ConfigError, DataError
+from rnnkit.io import atomic_write_text
 from rnnkit.tasks.language_model.config import LanguageModelRunConfig, LMDataConfig
 from rnnkit.tasks.spec import HeldOut
 
@@ -71,3 +72,37 @@ def held_out(run_dir: Path, config: dict[str, Any]) -> HeldOut:
     text = load_text(cfg)
     part, which = (text.test, "test") if text.test else (text.validation, "validation")
     return HeldOut(part, f"{cfg.data} ({which} part, last {share(cfg, which)})")
+
+
+#: the file `write_data` writes into a run's data folder
+DATA_FILE = "text.txt"
+
+
+def write_data(data: Any, folder: Path, config: LanguageModelRunConfig) -> LanguageModelRunConfig:
+    """Text in memory, written as `folder/text.txt` for `rnnkit.train`.
+
+    Args:
+        data: the text (a string), or documents (a list of strings), which are joined by a
+            blank line as `TextCorpus` joins documents.
+        folder: where the file goes (the run's `data/` folder).
+        config: the run config.
+
+    Returns:
+        `config` with `data.data` the file's absolute path.
+
+    Raises:
+        ConfigError: data of another type.
+        DataError: no text.
+    """
+    if isinstance(data, (list, tuple)) and all(isinstance(doc, str) for doc in data):
+        data = "\n\n".join(data)
+    if not isinstance(data, str):
+        raise ConfigError(
+            "language-model data is a registry dataset name, a path, a string of text or a "
+            f"list of strings; got {type(data).__name__}"
+        )
+    if not data.strip():
+        raise DataError("the text is empty; a language model needs text to learn from")
+    path = Path(folder) / DATA_FILE
+    atomic_write_text(path, data)
+    return replace(config, data=replace(config.data, data=str(path.resolve())))

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnkit.models.language_model import detach_state
+from rnnkit.models.encoder import detach_state
 from rnnkit.tasks.language_model.batches import LMBatch, LMWindows
 from rnnkit.text import TextEncoder
 from rnnkit.training import EvalContext
@@ -26,9 +26,8 @@ def encode_stream(encoder: TextEncoder, text: str) -> np.ndarray:
 
 
 # Evaluation windows are at least this long. The state carries from window to window, so their
-# length changes the loss only in rounding; longer ones mean fewer model calls: shakespeare's
-# validation part (498,737 characters, 16 rows) takes 3.4 s in 128-step windows against 4.7 s
-# in the training's 32 (bf16, 2-vCPU Zen 4 VM), time a 10-minute budget can train with.
+# length changes the loss only in rounding; longer ones mean fewer model calls, and evaluation
+# time saved is time a 10-minute budget can train with (docs/benchmarks.md, "Language models").
 EVAL_WINDOW = 128
 
 

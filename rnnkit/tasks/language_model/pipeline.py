@@ -36,6 +36,7 @@ from rnnkit.tasks.language_model.data import held_out, load_text
 from rnnkit.tasks.language_model.generate import generate
 from rnnkit.tasks.language_model.objective import LanguageModelObjective, encode_stream
 from rnnkit.tasks.language_model.predictor import LanguageModelPredictor
+from rnnkit.tasks.language_model.report import write_outputs as _write_outputs
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, FitResult, fit
 from rnnkit.training.precision import resolve_precision
@@ -139,40 +140,6 @@ def train_lm(
     _write_outputs(run_dir, config, model_cfg, result, metrics, sample, seconds)
     predictor = LanguageModelPredictor(model, encoder, chars_per_token, device=result.device)
     return LMRun(run_dir, result, metrics, sample, seconds, predictor)
-
-
-def _write_outputs(run_dir, config, model_cfg, result, metrics, sample, seconds) -> None:
-    from rnnkit.io import atomic_write_json, atomic_write_text
-    from rnnkit.report import plot_loss, write_report
-    from rnnkit.report_html import pre, write_html_report
-
-    atomic_write_json(run_dir / "test_metrics.json", metrics)
-    atomic_write_text(run_dir / "sample.txt", sample + "\n")
-    images = {"loss": plot_loss(result.records, run_dir / "loss.png").name}
-    summary = {
-        "task": TASK,
-        "data": config.data.data,
-        "tokenizer": f"{config.data.tokenizer}, vocabulary {model_cfg.vocab_size}",
-        "model": f"{model_cfg.cell} {model_cfg.num_layers}x{model_cfg.hidden_size}, "
-        f"embedding {model_cfg.embedding_dim}{', tied' if model_cfg.tie_weights else ''}",
-        "windows": f"bptt {config.data.bptt}, batch {config.train.batch_size}, "
-        f"{'carried' if config.data.carry_state else 'reset'} state",
-        "epochs run": len(result.records),
-        "best epoch": result.best_epoch,
-        "precision": result.precision,
-        "device": result.device,
-        "time": f"{seconds:.1f} s",
-    }
-    report = dict(
-        title=f"Language model run {run_dir.name}",
-        summary=summary,
-        metrics={k: v for k, v in metrics.items() if k != "data"},
-        records=result.records,
-        images=images,
-    )
-    heading = f"Sample (temperature {config.sample.temperature})"
-    write_report(run_dir, **report, sections=[(heading, f"```\n{sample}\n```")])
-    write_html_report(run_dir, **report, sections=[(heading, pre(sample))])
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None) -> dict[str, Any]:

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from types import MappingProxyType
 from typing import Any
 
-from rnnkit.tasks.language_model import cli
+from rnnkit.tasks.language_model import cli, report
 from rnnkit.tasks.language_model.config import TASK, LanguageModelRunConfig
-from rnnkit.tasks.language_model.data import held_out
+from rnnkit.tasks.language_model.data import held_out, write_data
+from rnnkit.tasks.language_model.export import EXPORT
 from rnnkit.tasks.language_model.pipeline import evaluate_run, train_lm
 from rnnkit.tasks.language_model.predictor import LanguageModelPredictor
 from rnnkit.tasks.spec import HeldOut, Metric, TaskSpec
@@ -39,10 +40,14 @@ SPEC = TaskSpec(
     ),
     format_metrics=cli.format_metrics,
     options=MappingProxyType(cli.FLAGS),
+    write_data=write_data,
     register_train=cli.register_train,
     register_commands=cli.register,
-    curve_metric="val_bits_per_char",
+    curve_metric=report.CURVE_METRIC,
     throughput_unit="tokens/s",
     latency_call=_latency_call,
     latency_note=f"generating {LATENCY_TOKENS} tokens for 1 or 64 samples at once",
+    export=EXPORT,
+    baseline=report.baseline,
+    showcase=report.showcase,
 )

@@ -13,8 +13,12 @@ from rnnkit.tasks.forecasting.windows import (
     SeriesLayout,
     StackedSeries,
     WindowLoader,
+    base_offsets,
+    baseline_steps,
+    baseline_values,
     calendar_features,
     default_season,
+    future_index,
     seasonal_offsets,
 )
 
@@ -39,6 +43,24 @@ def test_default_seasons_and_offsets() -> None:
     assert seasonal_offsets(3, 12).tolist() == [12, 12, 12]
 
 
+def test_baseline_reads_one_or_more_seasons_back_and_stops_at_first() -> None:
+    back = base_offsets(3, 2, "seasonal_naive")  # (2, 2, 4)
+    assert baseline_steps(torch.tensor([5, 9]), back).tolist() == [[4, 5, 4], [8, 9, 8]]
+    assert baseline_steps(torch.tensor(0), back, first=0).tolist() == [0, 0, 0]  # no season yet
+    assert baseline_steps(torch.tensor(3), base_offsets(3, 2, "last")).tolist() == [3, 3, 3]
+    values = torch.arange(10.0)[:, None]  # (N, K=1)
+    origins = torch.tensor([[1, 5]])  # any shape: (1, 2)
+    got = baseline_values(values, origins, back, 3, first=torch.tensor([[[1], [2]]]))
+    assert got.shape == (1, 2, 3, 1)
+    assert got[0, :, :, 0].tolist() == [[1.0, 1.0, 1.0], [4.0, 5.0, 4.0]]
+    assert baseline_values(values, origins, None, 3).shape == (1, 2, 3, 1)  # no baseline: zeros
+
+
+def test_future_index_starts_after_the_last_time() -> None:
+    index = future_index(pd.Timestamp("2021-01-01"), "MS", 2)
+    assert index.tolist() == [pd.Timestamp("2021-02-01"), pd.Timestamp("2021-03-01")]
+
+
 def test_calendar_is_periodic() -> None:
     index = pd.date_range("2021-03-01", periods=15, freq="D")
     cal = calendar_features(index, "D")  # weekday sin/cos, year sin/cos
@@ -55,6 +77,10 @@ def test_scaler_fits_each_series_on_what_it_is_given() -> None:
     minmax = Scaler.fit(train, ["y"], "minmax")
     assert minmax.params["b"]["y"] == (100.0, 18.0)
     assert Scaler.from_dict(scaler.to_dict()) == scaler
+    shift, scale = Scaler.shift_scale(scaler.params["a"], ["y", "c"])
+    assert shift.tolist() == [4.5, 1.0] and scale[1] == 1.0
+    x = train["a"][["y", "c"]].to_numpy()
+    np.testing.assert_allclose(Scaler.inverse(Scaler.transform(x, shift, scale), shift, scale), x)
     with pytest.raises(DataError, match="not seen in training"):
         scaler.for_series("zzz")
     with pytest.raises(ConfigError, match="unknown scaling"):

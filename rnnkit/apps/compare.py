@@ -2,9 +2,11 @@
 
 `compare(task, data, cells, out_dir)` trains one run per cell (and per seed) through
 `rnnkit.runs.train`, changing only `model.cell` (and `train.seed`), then reads every run back the
-way a user would: `rnnkit.runs.evaluate` for the test metric, `rnnkit.runs.load` for the parameter
-count and the inference latency, `metrics.jsonl` for the learning curves, training time and
-throughput. It writes, in `out_dir`::
+way a user would, through `rnnkit.run.Run`: `evaluate()` for the test metrics, `predictor()` for
+the parameter count and the inference latency, `records()` (`metrics.jsonl`) for the learning
+curves, training time and throughput. Everything task-specific comes from the task's spec
+(`rnnkit.tasks.TaskSpec`): its headline `metrics`, `curve_metric`, `throughput_unit` and
+`latency_call`. It writes, in `out_dir`::
 
     compare.json      everything below, per cell: one record per seed and a summary
     compare.md        the summary table, the settings and the charts
@@ -13,10 +15,10 @@ throughput. It writes, in `out_dir`::
     <cell>[-seed<k>]/ each run's own folder (config.json, model.safetensors, report.md, ...)
 
 Keys of a run record in `compare.json` (`results[cell]["runs"][i]`): `seed`, `run` (its
-folder, relative to `out_dir`), `metrics` (the task's headline test metrics, see `VIEWS`),
+folder, relative to `out_dir`), `metrics` (the task's headline test metrics, `spec.metrics`),
 `parameters`, `train_seconds` (training and per-epoch validation, from `metrics.jsonl`), `epochs`,
 `best_epoch`, `throughput` (training tokens or windows per second, median over epochs),
-`latency_ms` (`{"batch_1": p50, "batch_64": p50}`, see `TaskView.latency`) and `wall_seconds`
+`latency_ms` (`{"batch_1": p50, "batch_64": p50}`, see `spec.latency_call`) and `wall_seconds`
 (the whole run: data, training, test evaluation). `results[cell]["summary"]` maps each number to
 `{"mean", "std", "min", "max", "n"}` (std is the sample std; None for one seed).
 """
@@ -30,7 +32,6 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -38,13 +39,13 @@ from typing import Any
 import torch
 
 from rnnkit import runs
-from rnnkit.config import from_dict
+from rnnkit.apps.compare_report import write_outputs
 from rnnkit.errors import ConfigError
+from rnnkit.run import Run
+from rnnkit.run_folder import Files
+from rnnkit.tasks import TASKS, TaskSpec, get_task
 
 logger = logging.getLogger(__name__)
-
-#: the names `rnnkit compare --task` takes -> task names in config.json.
-TASK_ALIASES = {"classifier": "classification", "forecaster": "forecasting", "lm": "language-model"}
 
 #: config keys compare sets itself; giving them in overrides would defeat the comparison.
 OWN_KEYS = ("data.data", "model.cell", "train.seed")
@@ -55,108 +56,30 @@ BUDGET_EPOCHS = 1000
 LATENCY_REPEATS = {1: 15, 64: 5}  # p50 of this many timed calls after one warm-up call
 
 
-# ------------------------------------------------------------------------------ task views
+# ----------------------------------------------------------------------------------- tasks
 
 
-@dataclass(frozen=True)
-class TaskView:
-    """How to read one task's runs for a comparison.
-
-    Attributes:
-        metrics: the `runs.evaluate` result -> headline test metrics, the first being primary.
-        labels: metric key -> column heading.
-        higher_is_better: for the primary metric.
-        curve_metric: the `metrics.jsonl` validation key drawn beside the loss.
-        unit: what the engine's `tokens_per_second` counts for this task.
-        latency: (run_dir, predictor, batch size) -> a no-argument call to time.
-        latency_note: what one timed call does, for the report.
-    """
-
-    metrics: Callable[[dict[str, Any]], dict[str, float]]
-    labels: Mapping[str, str]
-    higher_is_better: bool
-    curve_metric: str
-    unit: str
-    latency: Callable[[Path, Any, int], Callable[[], Any]]
-    latency_note: str
+def comparable(spec: TaskSpec) -> bool:
+    """Whether compare can read the task's runs: it needs a curve metric and a latency call."""
+    return spec.curve_metric is not None and spec.latency_call is not None
 
 
-def _classifier_latency(run_dir: Path, predictor: Any, batch: int) -> Callable[[], Any]:
-    from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, load_texts
-
-    cfg = from_dict(ClassificationRunConfig, runs.read_config(run_dir)["config"]).data
-    texts = load_texts(cfg).split(seed=cfg.split_seed, validation=cfg.validation, test=cfg.test)
-    pool = texts.test.texts
-    chosen = [pool[i % len(pool)] for i in range(batch)]
-    return lambda: predictor.predict(chosen, batch_size=batch)
+def task_choices() -> list[str]:
+    """Every name `--task` takes: each comparable task's canonical name and its aliases."""
+    return [name for spec in TASKS.values() if comparable(spec) for name in spec.names]
 
 
-def _forecaster_latency(run_dir: Path, predictor: Any, batch: int) -> Callable[[], Any]:
-    from rnnkit.tasks.forecasting.pipeline import ForecastingRunConfig, load_series
-
-    cfg = from_dict(ForecastingRunConfig, runs.read_config(run_dir)["config"]).data
-    frames = list(load_series(cfg).series.items())
-    # Known series ids keep their saved scaling; copies beyond them are scaled by their history.
-    history = {
-        key if i < len(frames) else f"{key}#{i}": frame
-        for i, (key, frame) in ((i, frames[i % len(frames)]) for i in range(batch))
-    }
-    return lambda: predictor.predict(history)
-
-
-LM_LATENCY_TOKENS = 32
-
-
-def _lm_latency(run_dir: Path, predictor: Any, batch: int) -> Callable[[], Any]:
-    del run_dir
-    return lambda: predictor.generate(
-        "", max_tokens=LM_LATENCY_TOKENS, num_samples=batch, temperature=1.0, seed=0
-    )
-
-
-#: task name -> how to read its runs; a task missing here cannot be compared.
-VIEWS: dict[str, TaskView] = {
-    "classification": TaskView(
-        metrics=lambda m: {"accuracy": m["accuracy"], "macro_f1": m["macro_f1"]},
-        labels={"accuracy": "test accuracy", "macro_f1": "test macro-F1"},
-        higher_is_better=True,
-        curve_metric="val_accuracy",
-        unit="tokens/s",
-        latency=_classifier_latency,
-        latency_note="one `predict()` of 1 or 64 test texts",
-    ),
-    "forecasting": TaskView(
-        metrics=lambda m: {
-            "mase": m["model"]["mase"],
-            "seasonal_naive_mase": m["seasonal_naive"]["mase"],
-            "smape": m["model"]["smape"],
-        },
-        labels={"mase": "MASE", "seasonal_naive_mase": "seasonal-naive MASE", "smape": "sMAPE"},
-        higher_is_better=False,
-        curve_metric="val_mae_scaled",
-        unit="windows/s",
-        latency=_forecaster_latency,
-        latency_note="one `predict()` of 1 or 64 series histories (one forward pass each)",
-    ),
-    "language-model": TaskView(
-        metrics=lambda m: {"loss": m["loss"], "bits_per_char": m["bits_per_char"]},
-        labels={"loss": "loss (nats/token)", "bits_per_char": "bits/char"},
-        higher_is_better=False,
-        curve_metric="val_bits_per_char",
-        unit="tokens/s",
-        latency=_lm_latency,
-        latency_note=f"generating {LM_LATENCY_TOKENS} tokens for 1 or 64 samples at once",
-    ),
-}
-
-
-def resolve_task(task: str) -> str:
-    """`classifier`/`forecaster`/`lm` (or a config.json task name) -> the task name."""
-    name = TASK_ALIASES.get(task, task)
-    if name not in VIEWS:
-        choices = ", ".join([*TASK_ALIASES, *VIEWS])
-        raise ConfigError(f"--task {task!r} is not a task; choose one of: {choices}")
-    return name
+def resolve_task(task: str) -> TaskSpec:
+    """The spec of a task named by its canonical name or an alias (`classifier`, `lm`, ...)."""
+    try:
+        spec = get_task(task)
+    except ConfigError:
+        spec = None
+    if spec is None or not comparable(spec):
+        raise ConfigError(
+            f"--task {task!r} is not a task; choose one of: {', '.join(task_choices())}"
+        )
+    return spec
 
 
 def check_cells(cells: Sequence[str]) -> list[str]:
@@ -175,8 +98,10 @@ def check_cells(cells: Sequence[str]) -> list[str]:
 
 
 def default_out(task: str, data: str) -> Path:
-    """`runs/compare-<task>-<data name>` (a path's stem, `+` joins become `-`)."""
-    flag = {v: k for k, v in TASK_ALIASES.items()}.get(resolve_task(task), task)
+    """`runs/compare-<task>-<data name>`: the task's short name (its first alias, the CLI word:
+    `classifier`, `forecaster`, `lm`) and the data's (a path's stem, `+` joins become `-`)."""
+    spec = resolve_task(task)
+    flag = spec.aliases[0] if spec.aliases else spec.name
     name = Path(data).stem if Path(data).exists() else data.replace("+", "-")
     return Path("runs") / f"compare-{flag}-{name}"
 
@@ -198,7 +123,7 @@ def compare(
     """Train every cell (and seed) with identical settings, then compare them on the test split.
 
     Args:
-        task: "classifier", "forecaster" or "lm" (or the config.json name).
+        task: a task's name or one of its aliases (`rnnkit.tasks.get_task`).
         data: a registry name or a path, as `--data` of `rnnkit train <task>`.
         cells: names from `rnnkit.models.encoder.CELLS`.
         out_dir: where to write; default `runs/compare-<task>-<data>`. Must not hold these runs.
@@ -218,8 +143,8 @@ def compare(
         ConfigError: a bad task, cell, seed list or config key (before anything trains), or a
             run folder that already holds a run.
     """
-    name = resolve_task(task)
-    view = VIEWS[name]
+    spec = resolve_task(task)
+    name = spec.name
     cells = check_cells(cells)
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
@@ -246,7 +171,7 @@ def compare(
             settings = _merge(base, {"data": {"data": data}, "model": {"cell": cell}})
             settings = _merge(settings, {"train": {"seed": seed}})
             runs.train_config(name, settings)  # every config error before any training
-            if (out / folder / runs.CONFIG_FILE).exists():
+            if (out / folder / Files.CONFIG).exists():
                 raise ConfigError(f"{out / folder} already holds a run; choose another --out")
             plan.append((cell, seed, folder, settings))
 
@@ -257,7 +182,7 @@ def compare(
         run_dir = runs.train(
             name, out / folder, settings, callbacks=callbacks(cell, seed) if callbacks else ()
         )
-        record = measure(name, run_dir)
+        record = measure(Run(run_dir))
         record = {"seed": seed, "run": folder, **record}
         record["wall_seconds"] = round(time.perf_counter() - started, 2)
         results[cell]["runs"].append(record)
@@ -265,7 +190,6 @@ def compare(
     for cell in cells:
         results[cell]["summary"] = summarize(results[cell]["runs"])
 
-    primary = next(iter(view.labels))
     report = {
         "task": name,
         "data": data,
@@ -273,38 +197,40 @@ def compare(
         "seeds": seeds,
         "budget_minutes": budget_minutes,
         "overrides": base,
-        "primary_metric": primary,
-        "higher_is_better": view.higher_is_better,
-        "metric_labels": dict(view.labels),
-        "throughput_unit": view.unit,
-        "latency_note": view.latency_note,
+        "primary_metric": spec.primary_metric.name,
+        "higher_is_better": spec.primary_metric.higher_is_better,
+        "metric_labels": {m.name: m.label for m in spec.metrics},
+        "throughput_unit": spec.throughput_unit,
+        "latency_note": spec.latency_note,
         "machine": machine(),
         "versions": runs.versions(),
         "results": results,
     }
-    from rnnkit.compare_report import write_outputs
-
-    write_outputs(out, report)
+    write_outputs(out, report, curve_metric=spec.curve_metric)
     return report
 
 
-def measure(task: str, run_dir: Path) -> dict[str, Any]:
+def measure(run: Run) -> dict[str, Any]:
     """A finished run's test metrics, size, training time, throughput and latency."""
-    view = VIEWS[task]
-    evaluated = runs.evaluate(run_dir)
-    records = read_records(run_dir)
-    predictor = runs.load(run_dir)
+    spec = run.task
+    latency = spec.latency_call
+    if latency is None:
+        raise ConfigError(f"{run.path}: the {spec.name} task has no latency call to time")
+    evaluated = run.evaluate()
+    records = run.records()
+    predictor = run.predictor()
+    part = run.held_out()
     rates = [r["tokens_per_second"] for r in records if r.get("tokens_per_second")]
     return {
-        "metrics": {k: float(v) for k, v in view.metrics(evaluated).items()},
+        "metrics": {m.name: m.value(evaluated) for m in spec.metrics},
         "parameters": sum(p.numel() for p in predictor.model.parameters()),
         "train_seconds": float(records[-1]["seconds"]) if records else None,
         "epochs": len(records),
-        "best_epoch": best_epoch(run_dir),
+        "best_epoch": best_epoch(run.path),
         # the median epoch: the first one pays one-off costs (allocator, oneDNN primitives)
         "throughput": round(statistics.median(rates), 1) if rates else None,
         "latency_ms": {
-            f"batch_{b}": round(p50_ms(view.latency(run_dir, predictor, b), n), 3)
+            f"batch_{b}": round(p50_ms(latency(predictor, part, b), n), 3)
             for b, n in LATENCY_REPEATS.items()
         },
     }
@@ -314,7 +240,7 @@ def best_epoch(run_dir: Path) -> int | None:
     """The epoch whose weights `model.safetensors` holds, from the last checkpoint's header."""
     from safetensors import safe_open
 
-    path = Path(run_dir) / "checkpoints" / "last.safetensors"
+    path = Path(run_dir) / Files.CHECKPOINT
     if not path.is_file():
         return None
     with safe_open(str(path), framework="pt") as f:
@@ -331,12 +257,6 @@ def p50_ms(call: Callable[[], Any], repeats: int) -> float:
         call()
         times.append(time.perf_counter() - start)
     return 1000.0 * statistics.median(times)
-
-
-def read_records(run_dir: Path) -> list[dict[str, Any]]:
-    """The run's `metrics.jsonl`, one dict per epoch."""
-    path = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
 def summarize(records: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,4 @@
-"""Plots and the Markdown run report: loss curves, confusion matrices, `report.md`.
+"""Plots for reports: training curves, confusion matrices, and `save_figure` for any other chart.
 
 Figures are built on `matplotlib.figure.Figure` with an explicit Agg canvas instead of pyplot:
 pyplot keeps a global registry of open figures and a global backend, so it leaks figures, is not
@@ -8,12 +8,11 @@ Nothing here touches `matplotlib.rcParams`; sizes and fonts are passed explicitl
 Every file is written atomically (`rnnkit.io`): a PNG is rendered into memory first, so a crash
 mid-render never leaves a truncated image behind.
 
-Typical use, at the end of a run::
+Which validation metric a curve shows is the caller's choice (a task's `curve_metric`): this
+module knows records and numbers, not tasks. Typical use, at the end of a run::
 
-    plot_loss(records, run_dir / "loss.png")
+    plot_loss(records, run_dir / "loss.png", metric="val_accuracy")
     plot_confusion(m["confusion"], m["classes"], run_dir / "confusion.png")
-    write_report(run_dir, title="LSTM on rotten-tomatoes", summary={...}, metrics=m,
-                 records=records, images={"loss": "loss.png", "confusion": "confusion.png"})
 """
 
 from __future__ import annotations
@@ -30,9 +29,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from rnnkit.io import atomic_write_bytes, atomic_write_text
+from rnnkit.io import atomic_write_bytes
 
-__all__ = ["plot_confusion", "plot_loss", "write_report"]
+__all__ = ["plot_confusion", "plot_loss", "pretty_name", "save_figure"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,8 +39,6 @@ _DPI = 120  # crisp on a laptop screen, small files (~40-80 kB)
 _TRAIN_COLOR = "#1f77b4"
 _VAL_COLOR = "#d62728"
 _METRIC_COLOR = "#2ca02c"
-# Validation metrics people look at first, in order; otherwise the first val_* key seen wins.
-_PREFERRED_METRICS = ("val_accuracy", "val_macro_f1", "val_f1", "val_mase", "val_perplexity")
 _MISSING = "—"
 
 
@@ -87,22 +84,18 @@ def _series(
     return xs, ys
 
 
-def _pick_metric(records: Sequence[Mapping[str, Any]]) -> str | None:
-    seen: list[str] = []
+def _first_metric(records: Sequence[Mapping[str, Any]]) -> str | None:
+    """The first numeric `val_*` key other than `val_loss`, in record order; None if none."""
     for record in records:
         for key, value in record.items():
             if (
                 key.startswith("val_")
                 and key != "val_loss"
-                and key not in seen
                 and isinstance(value, int | float)
                 and not isinstance(value, bool)
             ):
-                seen.append(key)
-    for key in _PREFERRED_METRICS:
-        if key in seen:
-            return key
-    return seen[0] if seen else None
+                return key
+    return None
 
 
 def pretty_name(key: str) -> str:
@@ -137,8 +130,8 @@ def plot_loss(
             "val_loss": 0.5, "val_accuracy": 0.7, "lr": 1e-3}`. `epoch` defaults to the 1-based
             position.
         path: where to write the PNG.
-        metric: the validation metric for the second panel; by default the first of
-            val_accuracy, val_macro_f1, ... present, else the first other `val_*` key, else none.
+        metric: the validation metric for the second panel, e.g. a task's `curve_metric`; by
+            default the first `val_*` key other than `val_loss`, else none.
         title: figure title; default "Training curves".
 
     Returns:
@@ -162,7 +155,7 @@ def plot_loss(
             f"records have no 'train_loss' or 'val_loss' values to plot (keys: {keys})"
         )
     if metric is None:
-        metric = _pick_metric(records)
+        metric = _first_metric(records)
     elif not any(metric in r for r in records):
         raise ValueError(f"metric {metric!r} is in no record")
     extra = _series(records, epochs, metric) if metric else ([], [])
@@ -320,143 +313,3 @@ def plot_confusion(
         title = f"Confusion matrix (n = {n}{acc})"
     ax.set_title(title, fontsize=12)
     return save_figure(fig, path)
-
-
-# ------------------------------------------------------------------------------------- report.md
-
-
-def _fmt(value: Any) -> str:
-    """One table cell: numbers compact, containers flattened, Markdown table syntax escaped."""
-    if value is None:
-        text = _MISSING
-    elif isinstance(value, bool):
-        text = "yes" if value else "no"
-    elif isinstance(value, int | np.integer):
-        text = str(int(value))
-    elif isinstance(value, float | np.floating):
-        text = _MISSING if math.isnan(value) else f"{float(value):.4g}"
-    elif isinstance(value, Mapping):
-        text = ", ".join(f"{k}={_fmt(v)}" for k, v in value.items())
-    elif isinstance(value, list | tuple):
-        text = ", ".join(_fmt(v) for v in value)
-    else:
-        text = str(value)
-    # A pipe ends a cell and a newline ends the row.
-    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")
-
-
-def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
-    lines = ["| " + " | ".join(_fmt(h) for h in header) + " |"]
-    lines.append("|" + "|".join("---" for _ in header) + "|")
-    lines.extend("| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows)
-    return lines
-
-
-def _classification_section(metrics: Mapping[str, Any]) -> list[str]:
-    out: list[str] = []
-    headline = [
-        (label, metrics[key])
-        for key, label in (
-            ("accuracy", "accuracy"),
-            ("macro_f1", "macro-F1"),
-            ("ece", "expected calibration error"),
-            ("n", "test samples"),
-        )
-        if key in metrics
-    ]
-    shown = {"accuracy", "macro_f1", "ece", "n", "per_class", "confusion", "classes"}
-    headline += [(k, v) for k, v in metrics.items() if k not in shown]
-    if headline:
-        out += [*_table(["metric", "value"], headline), ""]
-    per_class = metrics.get("per_class")
-    if per_class:
-        out += ["### Per class", ""]
-        rows = [
-            [name, m.get("precision"), m.get("recall"), m.get("f1"), m.get("support")]
-            for name, m in per_class.items()
-        ]
-        out += [*_table(["class", "precision", "recall", "F1", "support"], rows), ""]
-    confusion = metrics.get("confusion")
-    if confusion:
-        classes = (
-            metrics.get("classes")
-            or list(per_class or [])
-            or [str(i) for i in range(len(confusion))]
-        )
-        out += ["### Confusion (rows = true, columns = predicted)", ""]
-        rows = [[f"**{name}**", *row] for name, row in zip(classes, confusion, strict=False)]
-        out += [*_table(["true \\ predicted", *classes], rows), ""]
-    return out
-
-
-def _records_table(records: Sequence[Mapping[str, Any]]) -> list[str]:
-    columns: list[str] = ["epoch"] if any("epoch" in r for r in records) else []
-    for record in records:
-        columns += [k for k in record if k not in columns]
-    return _table(columns, [[r.get(c) for c in columns] for r in records])
-
-
-def _image_target(run_dir: Path, target: str) -> str:
-    """A link target relative to the report; `<...>` keeps paths with spaces intact."""
-    p = Path(target)
-    if p.is_absolute():
-        for base in (run_dir.absolute(), run_dir.resolve()):
-            if p.is_relative_to(base):
-                p = p.relative_to(base)
-                break  # else: outside the run folder, keep the absolute path
-    if not (run_dir / p).exists():
-        logger.warning("report image %s does not exist (linked anyway)", run_dir / p)
-    text = p.as_posix()
-    return f"<{text}>" if " " in text else text
-
-
-def write_report(
-    run_dir: str | Path,
-    *,
-    title: str,
-    summary: Mapping[str, object],
-    metrics: Mapping[str, Any] | None,
-    records: Sequence[Mapping[str, Any]],
-    images: Mapping[str, str],
-    sections: Sequence[tuple[str, str]] = (),
-) -> Path:
-    """Write `run_dir/report.md`: what ran, how it scored, how training went, and the plots.
-
-    Sections, in order: the title; a key | value table of `summary`; the test metrics (headline
-    numbers, per-class precision/recall/F1/support and the confusion matrix when `metrics` comes
-    from `rnnkit.tasks.classification.metrics.classification_metrics`, any other scalar metrics
-    as key | value); the
-    images (before the per-epoch table, which can run to hundreds of rows); the per-epoch table.
-    Numbers are written with 4 significant digits; missing values as "—".
-
-    Args:
-        run_dir: the run folder; created if missing.
-        title: the report's heading.
-        summary: facts about the run, e.g. `{"task": "classifier", "data": "rotten-tomatoes",
-            "model": "BiLSTM 2x128", "epochs": 10, "time": "3m 12s"}`.
-        metrics: test metrics, or None when there was no test split.
-        records: `metrics.jsonl` lines, one per epoch (may be empty).
-        images: alt text -> image path relative to `run_dir`, e.g. `{"loss": "loss.png"}`.
-        sections: (heading, Markdown) pairs added at the end, e.g. a language model's sample.
-
-    Returns:
-        The path of `report.md`.
-    """
-    run_dir = Path(run_dir)
-    lines = [f"# {title}", ""]
-    if summary:
-        lines += ["## Run", "", *_table(["key", "value"], list(summary.items())), ""]
-    lines += ["## Test metrics", ""]
-    lines += _classification_section(metrics) if metrics else ["No test metrics.", ""]
-    if images:
-        lines += ["## Plots", ""]
-        for alt, target in images.items():
-            alt_text = str(alt).replace("[", "(").replace("]", ")")
-            lines += [f"![{alt_text}]({_image_target(run_dir, target)})", ""]
-    lines += ["## Training", ""]
-    lines += [*_records_table(records), ""] if records else ["No epochs recorded.", ""]
-    for heading, body in sections:
-        lines += [f"## {heading}", "", body, ""]
-    path = run_dir / "report.md"
-    atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")
-    return path

@@ -11,8 +11,8 @@ import pytest
 
 import rnnkit
 from rnnkit import runs
+from rnnkit.apps.compare import compare
 from rnnkit.cli import main
-from rnnkit.compare import compare
 from rnnkit.errors import ConfigError
 
 GOOD = ["a wonderful film", "great acting", "loved it", "superb and moving"]
@@ -99,7 +99,7 @@ FILES = {"classification": "r.csv", "forecasting": "s.csv", "language-model": "v
 @pytest.fixture(autouse=True)
 def few_latency_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     """Two timed calls at batch 1 and one at 64 are enough to test the plumbing."""
-    monkeypatch.setattr("rnnkit.compare.LATENCY_REPEATS", {1: 2, 64: 1})
+    monkeypatch.setattr("rnnkit.apps.compare.LATENCY_REPEATS", {1: 2, 64: 1})
 
 
 def tiny(task: str, folder: Path) -> tuple[str, dict]:

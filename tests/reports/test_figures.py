@@ -1,4 +1,4 @@
-"""Plots are real, non-blank PNGs; report.md holds the numbers it was given."""
+"""Plots are real, non-blank PNGs, drawn without pyplot and from several threads."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from rnnkit.report import plot_confusion, plot_loss, write_report
-from rnnkit.tasks.classification.metrics import classification_metrics
+from rnnkit.reports.figures import plot_confusion, plot_loss
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -122,88 +121,8 @@ def test_plots_render_from_several_threads(tmp_path: Path) -> None:
 def test_report_module_does_not_use_pyplot(tmp_path: Path) -> None:
     # pyplot means global figure state and a display backend; the report must not pull it in.
     code = (
-        "import sys; from rnnkit.report import plot_loss;"
+        "import sys; from rnnkit.reports.figures import plot_loss;"
         f"plot_loss([{{'train_loss': 1.0}}], {str(tmp_path / 'p.png')!r});"
         "assert 'matplotlib.pyplot' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
-
-
-def test_write_report_contains_the_numbers(tmp_path: Path) -> None:
-    y_true = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1]
-    y_pred = [0, 0, 0, 1, 1, 1, 1, 0, 0, 1]
-    metrics = classification_metrics(y_true, y_pred, ["neg", "pos"])
-    summary = {
-        "task": "classifier",
-        "data": "rotten-tomatoes",
-        "model": {"cell": "lstm", "hidden_size": 128},
-        "epochs": 3,
-        "time": "1m 12s",
-        "note": "a|b",
-    }
-    path = write_report(
-        tmp_path,
-        title="LSTM on rotten-tomatoes",
-        summary=summary,
-        metrics=metrics,
-        records=RECORDS,
-        images={"loss": "loss.png", "confusion": str(tmp_path / "confusion.png")},
-    )
-    assert path == tmp_path / "report.md"
-    text = path.read_text(encoding="utf-8")
-    assert text.startswith("# LSTM on rotten-tomatoes\n")
-    for row in [
-        "| task | classifier |",
-        "| data | rotten-tomatoes |",
-        "| model | cell=lstm, hidden_size=128 |",
-        "| epochs | 3 |",
-        "| note | a\\|b |",  # a pipe inside a cell is escaped
-        "| accuracy | 0.7 |",
-        "| macro-F1 | 0.697 |",  # 23/33
-        "| test samples | 10 |",
-        "| neg | 0.6 | 0.75 | 0.6667 | 4 |",
-        "| pos | 0.8 | 0.6667 | 0.7273 | 6 |",
-        "| true \\ predicted | neg | pos |",
-        "| **neg** | 3 | 1 |",
-        "| **pos** | 2 | 4 |",
-        "| epoch | train_loss | val_loss | val_accuracy | lr |",
-        "| 3 | 0.4011 | 0.5521 | 0.74 | 0.0005 |",
-        "![loss](loss.png)",
-        "![confusion](confusion.png)",  # an absolute path inside the run folder becomes relative
-    ]:
-        assert row in text, row
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-
-
-def test_write_report_without_metrics_or_epochs(tmp_path: Path) -> None:
-    text = write_report(
-        tmp_path / "new_run",
-        title="t",
-        summary={"task": "lm"},
-        metrics=None,
-        records=[],
-        images={},
-    ).read_text(encoding="utf-8")
-    assert "No test metrics." in text
-    assert "No epochs recorded." in text
-    assert "## Plots" not in text
-
-
-def test_write_report_generic_metrics_and_ragged_records(tmp_path: Path) -> None:
-    records = [
-        {"epoch": 1, "train_loss": 0.9},
-        {"epoch": 2, "train_loss": 0.8, "val_loss": 0.85, "val_mase": 0.91},
-    ]
-    text = write_report(
-        tmp_path,
-        title="forecaster",
-        summary={},
-        metrics={"mase": 0.8765, "smape": 12.5},
-        records=records,
-        images={"forecast": "forecast plot.png"},
-    ).read_text(encoding="utf-8")
-    assert "| mase | 0.8765 |" in text
-    assert "| smape | 12.5 |" in text
-    assert "| epoch | train_loss | val_loss | val_mase |" in text
-    assert "| 1 | 0.9 | — | — |" in text  # missing values are a dash, not "None"
-    assert "![forecast](<forecast plot.png>)" in text

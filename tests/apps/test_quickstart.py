@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from rnnkit.apps.quickstart import format_summary, plan, run_quickstart
 from rnnkit.cli import main
 from rnnkit.cli.quickstart import stage_overrides
 from rnnkit.errors import ConfigError
-from rnnkit.quickstart import format_summary, plan, run_quickstart, unigram_nats_per_char
 
 
 def test_plan_scales_budgets_and_adds_electricity_from_8_minutes() -> None:
@@ -28,13 +28,6 @@ def test_plan_scales_budgets_and_adds_electricity_from_8_minutes() -> None:
         plan(10, {"nope": {}})
     with pytest.raises(ConfigError, match="--minutes must be positive"):
         plan(0)
-
-
-def test_unigram_baseline_is_the_character_cross_entropy() -> None:
-    # a and b equally frequent; add-one smoothing keeps them at 1/2 each: ln 2 nats per char.
-    assert unigram_nats_per_char("abab", "ba") == pytest.approx(math.log(2))
-    # an unseen character costs a finite amount: (0 + 1) / (3 + 2)
-    assert unigram_nats_per_char("aaa", "c") == pytest.approx(math.log(5))
 
 
 def test_quickstart_writes_runs_summary_and_linked_report(tiny_quickstart) -> None:
@@ -97,7 +90,7 @@ def test_force_refuses_folders_that_are_not_runs(tmp_path: Path, capsys) -> None
 
 
 def test_time_early_stages_leave_unused_goes_to_later_ones(tmp_path: Path, monkeypatch) -> None:
-    import rnnkit.quickstart as qs
+    import rnnkit.apps.quickstart as qs
 
     budgets = {}
 
@@ -106,7 +99,7 @@ def test_time_early_stages_leave_unused_goes_to_later_ones(tmp_path: Path, monke
         return Path(out_dir)
 
     monkeypatch.setattr(qs.runs, "train", train)
-    monkeypatch.setattr(qs, "_SCORERS", dict.fromkeys(qs._SCORERS, lambda run, n: ([], {})))
+    monkeypatch.setattr(qs, "_score", lambda stage, run, n: ([], {}))
     monkeypatch.setattr(qs, "_write_summary", lambda *args: None)
     # Stages that finish at once pass their whole share on; a budget set by hand stays as set.
     run_quickstart(tmp_path, 10, overrides={"airline": {"train.max_minutes": "0.5"}})

@@ -2,8 +2,9 @@
 
 `run_quickstart(out, minutes)` fetches the datasets, trains one run per stage through
 `rnnkit.runs.train` (each with `train.max_minutes` set to its share of the budget, plus what earlier
-stages left unused by stopping early), then reads the run folders back to score each model
-against the simplest honest baseline:
+stages left unused by stopping early), then reads the run folders back (`rnnkit.run.Run`) and
+asks each task's spec to score its model against the simplest honest baseline (`spec.baseline`)
+and to show what it does (`spec.showcase`):
 
     stage         task             metric                   baseline
     sentiment     classification   test accuracy            majority class of the training split
@@ -20,19 +21,19 @@ progress bars through the callbacks it passes in.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rnnkit import report_html as h
 from rnnkit import runs
 from rnnkit.errors import ConfigError
 from rnnkit.io import atomic_write_json, atomic_write_text
+from rnnkit.reports import html as h
+from rnnkit.run import Run
+from rnnkit.run_folder import Files
 
 __all__ = [
     "STAGES",
@@ -42,7 +43,6 @@ __all__ = [
     "format_summary",
     "plan",
     "run_quickstart",
-    "unigram_nats_per_char",
 ]
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,17 @@ class Row:
 
 @dataclass
 class QuickstartResult:
-    """What `run_quickstart` returns."""
+    """What `run_quickstart` returns.
+
+    Attributes:
+        out: the quickstart folder.
+        rows: the summary table, stage by stage.
+        runs: stage name -> its run folder.
+        seconds: the whole quickstart's wall time.
+        report: the summary page (`out/report.html`).
+        details: stage name -> `{"seconds": its wall time, "showcase": its task's report
+            blocks}` (`TaskSpec.showcase`), drawn on the page.
+    """
 
     out: Path
     rows: list[Row]
@@ -213,7 +223,7 @@ def run_quickstart(
         minutes: the budget the stages' training time is cut from.
         overrides: extra config keys per stage name (see `plan`); tests shrink models with it.
         callbacks: stage -> training callbacks (the CLI's progress bars).
-        examples: test texts shown with the classifier's predictions.
+        examples: the most example inputs a stage shows (the classifier's test texts).
         replace: delete run folders a previous quickstart left in `out` (only folders holding
             a `config.json`) instead of refusing to start.
 
@@ -258,11 +268,11 @@ def run_quickstart(
             callbacks=list(callbacks(stage)) if callbacks else (),
         )
         run_dirs[stage.name] = run_dir
-        scored, extra = _SCORERS[stage.task](run_dir, examples)
+        scored, extra = _score(stage, run_dir, examples)
         extra["seconds"] = time.perf_counter() - stage_started
         if stage.name not in fixed:
             carried = max(0.0, budget - extra["seconds"] / 60)
-        rows += [_with_stage(row, stage.name) for row in scored]
+        rows += scored
         details[stage.name] = extra
         for row in scored:
             logger.info(
@@ -283,19 +293,14 @@ def _remove_runs(folders: Sequence[Path]) -> None:
     import shutil
 
     for folder in folders:
-        if not (folder / runs.CONFIG_FILE).is_file():
+        if not (folder / Files.CONFIG).is_file():
             raise ConfigError(
-                f"{folder} is not a run folder (no {runs.CONFIG_FILE}); remove it yourself or "
+                f"{folder} is not a run folder (no {Files.CONFIG}); remove it yourself or "
                 "choose another --out"
             )
     for folder in folders:
         logger.info("replacing %s", folder)
         shutil.rmtree(folder)
-
-
-def _with_stage(row: Row, stage: str) -> Row:
-    row.stage = stage
-    return row
 
 
 # ------------------------------------------------------------------------------------- scoring
@@ -307,117 +312,29 @@ def _data_name(data: str) -> str:
     return path.name if path.exists() else data
 
 
-def _read_json(path: Path) -> Any:
-    import json
+def _score(stage: Stage, run_dir: Path, examples: int) -> tuple[list[Row], dict[str, Any]]:
+    """A finished stage's rows against its baseline, and what its page block shows.
 
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _score_classifier(run_dir: Path, examples: int) -> tuple[list[Row], dict[str, Any]]:
-    """Test accuracy against always predicting the training split's most frequent class."""
-    from rnnkit.config import from_dict
-    from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, load_texts
-
-    config = runs.read_config(run_dir)
-    run_cfg = from_dict(ClassificationRunConfig, config["config"])
-    data = run_cfg.data
-    splits = load_texts(data).split(
-        seed=data.split_seed, validation=data.validation, test=data.test
-    )
-    majority, _ = Counter(splits.train.labels).most_common(1)[0]
-    test_labels = list(splits.test.labels)
-    baseline = sum(label == majority for label in test_labels) / len(test_labels)
-    metrics = _read_json(run_dir / "test_metrics.json")
-    row = Row(
-        "",
-        _data_name(data.data),
-        "test accuracy",
-        metrics["accuracy"],
-        baseline,
-        f"majority class ({majority})",
-        True,
-    )
-    # Short texts read best in a table; take the first ones of the (shuffled) test split.
-    picked = [i for i, text in enumerate(splits.test.texts) if len(text) <= 160][:examples]
-    texts = [splits.test.texts[i] for i in picked]
-    predictions = runs.load(run_dir).predict(texts) if texts else []
-    shown = [
-        {
-            "text": text,
-            "true": splits.test.labels[i],
-            "predicted": p["label"],
-            "probability": p["probabilities"][p["label"]],
-        }
-        for i, text, p in zip(picked, texts, predictions, strict=True)
-    ]
-    return [row], {"metrics": metrics, "examples": shown}
-
-
-def _score_forecaster(run_dir: Path, examples: int) -> tuple[list[Row], dict[str, Any]]:
-    """Backtest MASE against the seasonal-naive forecast over the same origins."""
-    del examples
-    backtest = _read_json(run_dir / "backtest.json")
-    row = Row(
-        "",
-        _data_name(str(backtest["data"])),
-        "backtest MASE",
-        backtest["model"]["mase"],
-        backtest["seasonal_naive"]["mase"],
-        "seasonal naive",
-        False,
-    )
-    return [row], {"backtest": backtest}
-
-
-def unigram_nats_per_char(train: str, evaluated: str) -> float:
-    """Cross-entropy (nats per character) of `evaluated` under `train`'s character frequencies.
-
-    Add-one smoothing over the characters of both texts, so a character unseen in training costs
-    a finite amount; this is the model that knows which characters are common and nothing about
-    order, the bar any sequence model must clear.
-
-    Args:
-        train: the text the frequencies are counted on.
-        evaluated: the text scored.
+    The task's spec does both (`baseline`, `showcase`); the quickstart only adds the stage and
+    the data's name.
     """
-    if not evaluated:
-        raise ValueError("the evaluated text is empty")
-    counts = Counter(train)
-    alphabet = set(counts) | set(evaluated)
-    total = len(train) + len(alphabet)
-    seen = Counter(evaluated)
-    return -sum(n * math.log((counts[c] + 1) / total) for c, n in seen.items()) / len(evaluated)
-
-
-def _score_lm(run_dir: Path, examples: int) -> tuple[list[Row], dict[str, Any]]:
-    """Loss in nats/char and bits/char against a unigram character model, on the same text."""
-    del examples
-    from rnnkit.config import from_dict
-    from rnnkit.tasks.language_model.pipeline import LanguageModelRunConfig, load_text
-
-    config = runs.read_config(run_dir)
-    run_cfg = from_dict(LanguageModelRunConfig, config["config"])
-    text = load_text(run_cfg.data)
-    metrics = _read_json(run_dir / "test_metrics.json")
-    evaluated = text.test if metrics.get("data") == "test" else text.validation
-    unigram = unigram_nats_per_char(text.train, evaluated)
-    bits = float(metrics["bits_per_char"])
-    nats = bits * math.log(2)
-    name = f"unigram chars ({metrics.get('data', 'validation')} text)"
-    data = _data_name(run_cfg.data.data)
+    run = Run(run_dir)
+    if run.task.baseline is None or run.task.showcase is None:
+        raise ConfigError(f"the {run.task.name} task cannot be scored against a baseline")
+    data = _data_name(str(run.config.data.data))
     rows = [
-        Row("", data, "loss, nats/char", nats, unigram, name, False),
-        Row("", data, "bits/char", bits, unigram / math.log(2), name, False),
+        Row(
+            stage.name,
+            data,
+            score.metric,
+            score.model,
+            score.baseline,
+            score.baseline_name,
+            score.higher_is_better,
+        )
+        for score in run.task.baseline(run)
     ]
-    sample = (run_dir / "sample.txt").read_text(encoding="utf-8").rstrip("\n")
-    return rows, {"metrics": metrics, "sample": sample, "temperature": run_cfg.sample.temperature}
-
-
-_SCORERS: dict[str, Callable[[Path, int], tuple[list[Row], dict[str, Any]]]] = {
-    "classification": _score_classifier,
-    "forecasting": _score_forecaster,
-    "language-model": _score_lm,
-}
+    return rows, {"showcase": run.task.showcase(run, examples)}
 
 
 # ------------------------------------------------------------------------------------- outputs
@@ -463,7 +380,7 @@ def _summary_markdown(rows: Sequence[Row]) -> str:
 
 
 def _link(out: Path, run_dir: Path, text: str) -> str:
-    target = Path(os.path.relpath(run_dir / "report.html", out)).as_posix()
+    target = Path(os.path.relpath(run_dir / Files.REPORT_HTML, out)).as_posix()
     folder = Path(os.path.relpath(run_dir, out)).as_posix()
     return (
         f'<p>Run folder: <a href="{h.esc(folder)}/">{h.esc(folder)}/</a> — '
@@ -475,59 +392,9 @@ def _stage_html(stage: Stage, run_dir: Path, out: Path, extra: Mapping[str, Any]
     parts = [
         _link(out, run_dir, "its full report"),
         f'<p class="muted">{extra["seconds"]:.0f} s including data and evaluation</p>',
+        h.render_blocks(extra.get("showcase", ()), run_dir, level=3),
     ]
-    if stage.task == "classification":
-        rows = [[e["text"], e["true"], e["predicted"], e["probability"]] for e in extra["examples"]]
-        classes = ["good" if e["true"] == e["predicted"] else "bad" for e in extra["examples"]]
-        if rows:
-            parts.append(
-                h.section(
-                    "Example predictions (test split)",
-                    h.table(
-                        ["text", "true", "predicted", "probability"], rows, row_classes=classes
-                    ),
-                    3,
-                )
-            )
-        parts.append(
-            h.figures(
-                h.image(run_dir / "confusion.png", "confusion matrix", "test split"),
-                h.image(run_dir / "loss.png", "training curves"),
-            )
-        )
-    elif stage.task == "forecasting":
-        backtest = extra["backtest"]
-        parts.append(
-            h.section(
-                f"Rolling-origin backtest ({backtest['origins']} origins, "
-                f"horizon {backtest['horizon']})",
-                h.backtest_table(backtest),
-                3,
-            )
-        )
-        parts.append(
-            h.image(
-                run_dir / "forecast.png",
-                "forecast vs actual",
-                "forecasts with their 80% interval against what happened",
-            )
-        )
-    else:
-        parts.append(
-            h.section(
-                f"Generated sample (temperature {extra['temperature']})", h.pre(extra["sample"]), 3
-            )
-        )
-        # Within a short budget the model sees less than one pass over the plays: one epoch,
-        # one point, no curve worth a figure (the run's own report still has it).
-        if _epochs(run_dir) > 1:
-            parts.append(h.image(run_dir / "loss.png", "training curves"))
     return h.section(stage.title, "\n".join(parts))
-
-
-def _epochs(run_dir: Path) -> int:
-    path = run_dir / "metrics.jsonl"
-    return len(path.read_text(encoding="utf-8").splitlines()) if path.is_file() else 0
 
 
 def _write_summary(result: QuickstartResult, minutes: float, stages: Sequence) -> None:

@@ -10,7 +10,7 @@ them this test fails with that instruction rather than skipping.
 To screenshot another report (the docs' copy comes from the real `make demo` run):
 
     RNNKIT_BROWSER_REPORT=runs/quickstart/report.html \
-    RNNKIT_BROWSER_SCREENSHOT=docs/report-screenshot.png pytest tests/test_browser.py
+    RNNKIT_BROWSER_SCREENSHOT=docs/report-screenshot.png pytest tests/apps/test_browser.py
 """
 
 from __future__ import annotations

@@ -32,6 +32,7 @@ import torch
 
 from rnnkit import runs
 from rnnkit.errors import ConfigError, RnnkitError
+from rnnkit.export.hooks import Runner
 
 logger = logging.getLogger(__name__)
 
@@ -124,9 +125,6 @@ def _num(value: float | None, fmt: str, suffix: str = "") -> str:
     return "" if value is None else f"{value:{fmt}}{suffix}"
 
 
-Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
-
-
 @dataclass
 class _Backend:
     name: str
@@ -148,7 +146,7 @@ def bench_run(
     """Time one run on every backend.
 
     Args:
-        run_dir: a run folder (classifier, forecaster or language model).
+        run_dir: a run folder of a task with export hooks (`TaskSpec.export`).
         batch_sizes: B values to time.
         seq_len: T; None means the run's typical length (`typical_length`).
         repeats: timed calls per backend and batch size (p99 needs ~100 to mean much).
@@ -160,7 +158,7 @@ def bench_run(
         A `BenchResult` with one row per backend and batch size.
     """
     from rnnkit.export.bundle import prepare
-    from rnnkit.export.graphs import example_inputs
+    from rnnkit.export.task_graph import example_inputs
 
     unknown = sorted(set(backends) - set(BACKENDS))
     if unknown:
@@ -212,27 +210,19 @@ def bench_run(
 
 
 def typical_length(prep: Any) -> int:
-    """The sequence length a run sees in use.
+    """The sequence length a run sees in use: its task's `ExportHooks.typical_length` (e.g. the
+    median test text), else the length it trained on (BPTT window, input window).
 
-    Classifier: the median token count of its test-split texts (capped by `max_length`);
-    language model: its BPTT window; forecaster: its input window.
+    Data that cannot be read falls back to the trained length, with a log line.
     """
-    from rnnkit.export.bundle import trained_length
-
-    config = prep.config
-    if config["task"] != "classification":
-        return trained_length(config)
+    hooks = prep.hooks
+    if hooks.typical_length is None:
+        return hooks.trained_length(prep.config)
     try:
-        from rnnkit.config import from_dict
-        from rnnkit.tasks.classification.pipeline import ClassificationRunConfig, encode, load_texts
-
-        cfg = from_dict(ClassificationRunConfig, config["config"]).data
-        texts = load_texts(cfg).split(seed=cfg.split_seed, validation=cfg.validation, test=cfg.test)
-        ids = encode(prep.predictor.encoder, texts.test.texts, cfg.max_length)
-        return max(1, int(np.median([len(row) for row in ids])))
+        return hooks.typical_length(prep.run_dir, prep.config, prep.predictor)
     except (OSError, RnnkitError) as exc:
         logger.warning("typical length from the data failed (%s); using the trained length", exc)
-        return trained_length(config)
+        return hooks.trained_length(prep.config)
 
 
 def _open(name: str, prep: Any, tmp: Path, threads: int, exports: dict) -> _Backend:

@@ -1,7 +1,8 @@
 """What `rnnkit compare` writes: `compare.json`, `compare.md`, the terminal table and the charts.
 
-Charts are built like `rnnkit.report`'s plots: a `Figure` on an Agg canvas (no pyplot), written
-atomically; `curves.png` holds every cell's learning curves, `summary.png` the headline numbers.
+Charts are built like `rnnkit.reports.figures`' plots: a `Figure` on an Agg canvas (no pyplot),
+written atomically; `curves.png` holds every cell's learning curves, `summary.png` the headline
+numbers.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from typing import Any
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from rnnkit.compare import VIEWS, read_records
 from rnnkit.io import atomic_write_json, atomic_write_text
-from rnnkit.report import pretty_name, save_figure
+from rnnkit.reports.figures import pretty_name, save_figure
+from rnnkit.run_folder import read_records
 
 #: one colour per cell, fixed so RNN/LSTM/GRU look the same in every chart.
 CELL_COLORS = {"rnn": "#1f77b4", "lstm": "#d62728", "gru": "#2ca02c"}
@@ -126,17 +127,21 @@ def plot_summary(report: Mapping[str, Any], path: str | Path) -> Path:
     return save_figure(fig, path)
 
 
-def write_outputs(out: Path, report: Mapping[str, Any]) -> None:
-    """`compare.json`, `compare.md` and the charts into `out`."""
+def write_outputs(out: Path, report: Mapping[str, Any], *, curve_metric: str) -> None:
+    """`compare.json`, `compare.md` and the charts into `out`.
+
+    Args:
+        out: the comparison's folder, holding each run's folder (`report`'s `run` keys).
+        report: the `compare.json` content.
+        curve_metric: the validation key drawn under the loss (the task's `curve_metric`).
+    """
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "compare.json", report)
     curves = {
         cell: [(r["seed"], read_records(out / r["run"])) for r in entry["runs"]]
         for cell, entry in report["results"].items()
     }
-    plot_curves(
-        curves, VIEWS[report["task"]].curve_metric, out / "curves.png", title=_title(report)
-    )
+    plot_curves(curves, curve_metric, out / "curves.png", title=_title(report))
     plot_summary(report, out / "summary.png")
     atomic_write_text(out / "compare.md", markdown(report))
 
