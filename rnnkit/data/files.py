@@ -69,6 +69,7 @@ OLDER_WORDS: dict[str, str] = {
     "classifier": "labeled-texts",
     "forecasting": "time-series",
     "forecaster": "time-series",
+    "language-model": "corpus",
     "language-modeling": "corpus",
     "lm": "corpus",
 }

