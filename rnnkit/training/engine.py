@@ -1,6 +1,6 @@
-"""The training loop. It knows nothing about the model beyond `loss = task.compute_loss(...)`.
+"""The training loop. It knows nothing about the model beyond `loss = objective.compute_loss(...)`.
 
-A task supplies `compute_loss(model, batch) -> Tensor` and `evaluate(model, loader, ctx) ->
+An objective supplies `compute_loss(model, batch) -> Tensor` and `evaluate(model, loader, ctx) ->
 {metric: value}` (including `loss`), and names the metric to monitor. Callbacks receive a small
 `TrainState`, never the trainer. Every epoch the loop writes, atomically:
 
@@ -139,14 +139,17 @@ class Callback:
 
 @dataclass(frozen=True)
 class EvalContext:
-    """How a task should run evaluation: device and precision."""
+    """How an objective should run evaluation: device and precision."""
 
     device: torch.device
     precision: Precision
 
 
-class Task(Protocol):
-    """What the loop needs from a task (classification, forecasting, language modelling)."""
+class Objective(Protocol):
+    """What the loop needs from a task's objective: the loss, the evaluation, what to monitor.
+
+    (Each task's `objective.py` supplies one; the task as a whole is its `TaskSpec`.)
+    """
 
     monitor: str  # a key of evaluate()'s result, e.g. "accuracy"
     monitor_mode: Literal["max", "min"]
@@ -185,7 +188,7 @@ def _improved(value: float, best: float | None, mode: str) -> bool:
 
 def fit(
     model: nn.Module,
-    task: Task,
+    objective: Objective,
     train_loader: Any,
     val_loader: Any,
     config: TrainConfig,
@@ -194,14 +197,14 @@ def fit(
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
 ) -> FitResult:
-    """Train `model` on `task`; with `run_dir`, save metrics, best weights and checkpoints.
+    """Train `model` on `objective`; with `run_dir`, save metrics, best weights and checkpoints.
 
     Args:
-        model: any module; the task knows how to call it.
-        task: supplies the loss, the evaluation and the metric to monitor.
+        model: any module; the objective knows how to call it.
+        objective: supplies the loss, the evaluation and the metric to monitor.
         train_loader: iterable of batches (with `.to(device)`); if its `batch_sampler` has
             `set_epoch`, it is called each epoch so shuffling differs per epoch but not per run.
-        val_loader: batches for `task.evaluate` after each epoch.
+        val_loader: batches for `objective.evaluate` after each epoch.
         config: optimisation settings.
         run_dir: where to write metrics.jsonl, model.safetensors and checkpoints/.
         callbacks: progress bars, unfreezing schedules, custom stops.
@@ -271,7 +274,7 @@ def fit(
             cb.on_epoch_begin(state)
         train_loss = _train_epoch(
             model,
-            task,
+            objective,
             train_loader,
             optimizer,
             scaler,
@@ -282,7 +285,7 @@ def fit(
             budget,
         )
         ctx = EvalContext(device, precision)
-        metrics = task.evaluate(model, val_loader, ctx)
+        metrics = objective.evaluate(model, val_loader, ctx)
         record = {
             "epoch": epoch,
             "step": state.step,
@@ -296,8 +299,8 @@ def fit(
         }
         records.append(record)
         state.metrics = metrics
-        value = metrics[task.monitor]
-        if _improved(value, state.best, task.monitor_mode):
+        value = metrics[objective.monitor]
+        if _improved(value, state.best, objective.monitor_mode):
             state.best, state.best_epoch, stale = value, epoch, 0
             if run_path is not None:  # kept in memory until the next save (see below)
                 unique, _ = split_aliases(model.state_dict())  # ties re-made on load
@@ -334,7 +337,7 @@ def fit(
             save_checkpoint(last_ckpt, model, optimizer, info)
             saved_at = time.perf_counter()
         if stopped_early:
-            logger.info("no %s improvement for %d epochs: stopping", task.monitor, stale)
+            logger.info("no %s improvement for %d epochs: stopping", objective.monitor, stale)
             break
         if state.stop:
             break
@@ -398,7 +401,7 @@ def _config_key(config: TrainConfig) -> dict[str, Any]:
 
 def _train_epoch(
     model: nn.Module,
-    task: Task,
+    objective: Objective,
     loader: Any,
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
@@ -423,7 +426,7 @@ def _train_epoch(
             group["lr"] = config.lr * factor
         batch = _to(batch, next(model.parameters()).device)
         with precision.autocast():
-            loss = task.compute_loss(model, batch)
+            loss = objective.compute_loss(model, batch)
         value = float(loss.detach())
         if not math.isfinite(value):
             raise TrainingError(
