@@ -20,6 +20,7 @@ progress bars through the callbacks it passes in.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -34,6 +35,7 @@ from rnnkit.io import atomic_write_json, atomic_write_text
 from rnnkit.reports import html as h
 from rnnkit.run import Run
 from rnnkit.run_folder import Files
+from rnnkit.tasks.spec import BaselineScore
 
 __all__ = [
     "STAGES",
@@ -123,21 +125,12 @@ STAGES: tuple[Stage, ...] = (
 )
 
 
-@dataclass
-class Row:
-    """One line of the summary table: a model's metric against its baseline's."""
+@dataclass(frozen=True)
+class Row(BaselineScore):
+    """One line of the summary table: a stage's `TaskSpec.baseline` score, with its data."""
 
-    stage: str
-    data: str
-    metric: str
-    model: float
-    baseline: float
-    baseline_name: str
-    higher_is_better: bool
-
-    @property
-    def beats_baseline(self) -> bool:
-        return self.model > self.baseline if self.higher_is_better else self.model < self.baseline
+    stage: str = ""
+    data: str = ""
 
 
 @dataclass
@@ -323,15 +316,7 @@ def _score(stage: Stage, run_dir: Path, examples: int) -> tuple[list[Row], dict[
         raise ConfigError(f"the {run.task.name} task cannot be scored against a baseline")
     data = _data_name(str(run.config.data.data))
     rows = [
-        Row(
-            stage.name,
-            data,
-            score.metric,
-            score.model,
-            score.baseline,
-            score.baseline_name,
-            score.higher_is_better,
-        )
+        Row(**dataclasses.asdict(score), stage=stage.name, data=data)
         for score in run.task.baseline(run)
     ]
     return rows, {"showcase": run.task.showcase(run, examples)}
