@@ -30,30 +30,12 @@ import torch
 from rnnkit import model_file
 from rnnkit.errors import ConfigError, DataError, ModelFileError
 from rnnkit.io import atomic_write_json
+from rnnkit.layout import Files
 from rnnkit.version import __version__
 
 FORMAT_VERSION = 1
 
-
-class Files:
-    """File names inside a run folder (relative paths); every module reads them from here."""
-
-    CONFIG = "config.json"
-    WEIGHTS = "model.safetensors"
-    TOKENIZER = "tokenizer.json"
-    RECORDS = "metrics.jsonl"
-    TEST_METRICS = "test_metrics.json"
-    BACKTEST = "backtest.json"
-    SAMPLE = "sample.txt"
-    REPORT_MD = "report.md"
-    REPORT_HTML = "report.html"
-    LOSS_PLOT = "loss.png"
-    CONFUSION_PLOT = "confusion.png"
-    FORECAST_PLOT = "forecast.png"
-    BACKTEST_PLOT = "backtest.png"
-    CHECKPOINT = "checkpoints/last.safetensors"
-    #: written by `rnnkit.train` for in-memory data, so that the run can reopen its held-out part.
-    DATA_DIR = "data"
+__all__ = ["FORMAT_VERSION", "Files"]  # and the functions below
 
 
 # The names older code imported from `rnnkit.runs`.

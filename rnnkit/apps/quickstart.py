@@ -277,7 +277,7 @@ def run_quickstart(
                 row.baseline,
             )
     seconds = time.perf_counter() - started
-    result = QuickstartResult(out, rows, run_dirs, seconds, out / "report.html", details)
+    result = QuickstartResult(out, rows, run_dirs, seconds, out / Files.REPORT_HTML, details)
     _write_summary(result, minutes, stages)
     return result
 
@@ -401,7 +401,7 @@ def _write_summary(result: QuickstartResult, minutes: float, stages: Sequence) -
     ]
     for stage, _ in stages:
         body.append(_stage_html(stage, result.runs[stage.name], out, result.details[stage.name]))
-    atomic_write_text(out / "report.html", h.page("rnnkit quickstart", body))
+    atomic_write_text(out / Files.REPORT_HTML, h.page("rnnkit quickstart", body))
     atomic_write_text(out / "summary.md", _summary_markdown(result.rows) + "\n")
     atomic_write_json(
         out / "summary.json",

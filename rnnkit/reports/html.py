@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnkit.io import atomic_write_text
+from rnnkit.layout import Files
 from rnnkit.reports.report import (
     Block,
     Code,
@@ -55,11 +56,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: the page's name in a run folder (`rnnkit.run_folder.Files.REPORT_HTML`; that module is not
-#: imported here: it pulls in torch, which rendering a page does not need).
-REPORT_FILE = "report.html"
-#: the run's config, shown folded at the end of its page (`Files.CONFIG`).
-CONFIG_FILE = "config.json"
+#: the page's name in a run folder.
+REPORT_FILE = Files.REPORT_HTML
+#: the run's config, shown folded at the end of its page.
+CONFIG_FILE = Files.CONFIG
 
 _MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rnnkit.io import atomic_write_text
+from rnnkit.layout import Files
 from rnnkit.reports.report import (
     Block,
     Code,
@@ -32,7 +33,7 @@ __all__ = ["render_blocks", "render_markdown", "write_markdown"]
 
 logger = logging.getLogger(__name__)
 
-REPORT_FILE = "report.md"
+REPORT_FILE = Files.REPORT_MD
 
 
 def _fmt(value: Any) -> str:

@@ -22,6 +22,7 @@ from torch import Tensor
 
 from rnnkit import run_folder
 from rnnkit.io import atomic_write_json, atomic_write_text
+from rnnkit.layout import Files
 from rnnkit.models.encoder import State, detach_state
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.tasks.forecasting.streams import StreamBatch
@@ -174,7 +175,7 @@ def train_members(
                 member_config,
                 run_dir=folder,
                 callbacks=callbacks,
-                resume=resume and (folder / "checkpoints" / "last.safetensors").is_file(),
+                resume=resume and (folder / Files.CHECKPOINT).is_file(),
             )
             atomic_write_json(done, asdict(result))
         logger.info("ensemble member %d/%d: best epoch %s", j + 1, members, result.best_epoch)
@@ -185,7 +186,7 @@ def train_members(
         offset += result.records[-1]["seconds"] if result.records else 0.0
         seconds += result.seconds
         best_epochs.append(result.best_epoch)
-    atomic_write_text(run_dir / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    atomic_write_text(run_dir / Files.RECORDS, "".join(json.dumps(r) + "\n" for r in records))
     merged = merge_forecasters(trained)
     last = result
     return merged, FitResult(
