@@ -104,7 +104,7 @@ class TaskSpec:
         name: the canonical name: `config.json`'s `task`, `rnnkit.train(name, ...)`, the CLI's
             `rnnkit train <name>`, report titles.
         aliases: other names accepted for it (older CLI words and `config.json` values).
-        summary: one line for `--help` and `rnnkit.tasks.describe()`.
+        summary: one line for `--help` and listings.
         config: the run-config dataclass (`load_config(spec.config, ...)` gives defaults).
         train: `(config, out_dir, *, callbacks=(), resume=False) -> result` where the result has
             `.run_dir`; the task's whole pipeline, writing a run folder.

@@ -10,7 +10,7 @@ from pathlib import Path
 from rnnkit import run_folder
 from rnnkit.cli.progress import ProgressBar
 from rnnkit.errors import DataError
-from rnnkit.tasks.classification.config import TASK
+from rnnkit.tasks.classification.config import SUMMARY, TASK
 from rnnkit.tasks.classification.predictor import ClassifierPredictor
 
 # flag dest -> dotted config key of ClassificationRunConfig
@@ -46,7 +46,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     p = tasks.add_parser(
         "classification",
         aliases=["classifier"],
-        help="a recurrent text classifier (sentiment, topics, ratings)",
+        help=SUMMARY,
         description="Train a text classifier. Each flag sets the config key shown in brackets; "
         "--config FILE.yaml and --set key=value set any key.",
     )

@@ -10,6 +10,8 @@ from rnnkit.tasks.classification.transfer import TransferConfig
 from rnnkit.training import TrainConfig
 
 TASK = "classification"
+#: one line for `--help` and listings.
+SUMMARY = "a recurrent text classifier (sentiment, topics, ratings)"
 
 
 @dataclass(frozen=True)

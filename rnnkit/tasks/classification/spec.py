@@ -7,7 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 from rnnkit.tasks.classification import cli, report
-from rnnkit.tasks.classification.config import TASK, ClassificationRunConfig
+from rnnkit.tasks.classification.config import SUMMARY, TASK, ClassificationRunConfig
 from rnnkit.tasks.classification.data import held_out, write_data
 from rnnkit.tasks.classification.export import EXPORT
 from rnnkit.tasks.classification.pipeline import evaluate_run, train_classifier
@@ -24,7 +24,7 @@ def _latency_call(predictor: Any, part: HeldOut, batch: int) -> Callable[[], Any
 SPEC = TaskSpec(
     name=TASK,
     aliases=("classifier",),
-    summary="a recurrent text classifier (sentiment, topics, ratings)",
+    summary=SUMMARY,
     config=ClassificationRunConfig,
     train=train_classifier,
     load=ClassifierPredictor.from_run,

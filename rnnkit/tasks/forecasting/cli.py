@@ -8,7 +8,7 @@ from pathlib import Path
 
 from rnnkit import run_folder
 from rnnkit.cli.progress import ProgressBar
-from rnnkit.tasks.forecasting.config import TASK
+from rnnkit.tasks.forecasting.config import SUMMARY, TASK
 from rnnkit.tasks.forecasting.predictor import ForecastPredictor
 
 # flag dest -> dotted config key of ForecastingRunConfig
@@ -50,7 +50,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     p = tasks.add_parser(
         "forecasting",
         aliases=["forecaster"],
-        help="a recurrent time-series forecaster (one or many series, intervals, backtest)",
+        help=SUMMARY,
         description="Train a forecaster, then backtest it over the test span against naive and "
         "seasonal-naive forecasts. Each flag sets the config key shown in brackets; "
         "--config FILE.yaml and --set key=value set any key.",

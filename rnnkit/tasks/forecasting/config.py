@@ -11,6 +11,8 @@ from rnnkit.tasks.forecasting.windows import Baseline, default_season
 from rnnkit.training import TrainConfig
 
 TASK = "forecasting"
+#: one line for `--help` and listings.
+SUMMARY = "a recurrent time-series forecaster (one or many series, intervals, backtest)"
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 from rnnkit.tasks.forecasting import cli, report
-from rnnkit.tasks.forecasting.config import TASK, ForecastingRunConfig
+from rnnkit.tasks.forecasting.config import SUMMARY, TASK, ForecastingRunConfig
 from rnnkit.tasks.forecasting.data import held_out, write_data
 from rnnkit.tasks.forecasting.export import EXPORT
 from rnnkit.tasks.forecasting.pipeline import evaluate_run, train_forecaster
@@ -28,7 +28,7 @@ def _latency_call(predictor: Any, part: HeldOut, batch: int) -> Callable[[], Any
 SPEC = TaskSpec(
     name=TASK,
     aliases=("forecaster",),
-    summary="a recurrent time-series forecaster (one or many series, intervals, backtest)",
+    summary=SUMMARY,
     config=ForecastingRunConfig,
     train=train_forecaster,
     load=ForecastPredictor.from_run,

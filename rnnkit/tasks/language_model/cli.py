@@ -9,7 +9,8 @@ from pathlib import Path
 
 from rnnkit import run_folder
 from rnnkit.cli.progress import ProgressBar
-from rnnkit.tasks.language_model.predictor import TASK, LanguageModelPredictor
+from rnnkit.tasks.language_model.config import SUMMARY, TASK
+from rnnkit.tasks.language_model.predictor import LanguageModelPredictor
 
 # flag dest -> dotted config key of LanguageModelRunConfig
 FLAGS: dict[str, str] = {
@@ -39,7 +40,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     p = tasks.add_parser(
         "language-model",
         aliases=["lm", "language-modeling"],
-        help="a character or subword language model that writes text",
+        help=SUMMARY,
         description="Train a recurrent language model on running text (the last 10% is "
         "validation). Each flag sets the config key shown in brackets; --config FILE.yaml and "
         "--set key=value set any key. The default trains a character LSTM on shakespeare for "

@@ -11,6 +11,8 @@ from rnnkit.tasks.language_model.generate import SamplingConfig
 from rnnkit.training import TrainConfig
 
 TASK = "language-model"
+#: one line for `--help` and listings.
+SUMMARY = "a character or subword language model that writes text"
 
 
 @dataclass(frozen=True)

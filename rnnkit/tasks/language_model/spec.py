@@ -7,7 +7,7 @@ from types import MappingProxyType
 from typing import Any
 
 from rnnkit.tasks.language_model import cli, report
-from rnnkit.tasks.language_model.config import TASK, LanguageModelRunConfig
+from rnnkit.tasks.language_model.config import SUMMARY, TASK, LanguageModelRunConfig
 from rnnkit.tasks.language_model.data import held_out, write_data
 from rnnkit.tasks.language_model.export import EXPORT
 from rnnkit.tasks.language_model.pipeline import evaluate_run, train_lm
@@ -28,7 +28,7 @@ def _latency_call(predictor: Any, part: HeldOut, batch: int) -> Callable[[], Any
 SPEC = TaskSpec(
     name=TASK,
     aliases=("lm", "language-modeling"),
-    summary="a character or subword language model that writes text",
+    summary=SUMMARY,
     config=LanguageModelRunConfig,
     train=train_lm,
     load=LanguageModelPredictor.from_run,
