@@ -138,6 +138,8 @@ class TaskSpec:
             (`rnnkit.reports.report`: example predictions, the backtest, a sample, plots; image
             paths relative to the run folder) for a page that shows several runs (the
             quickstart's `report.html`); `examples` caps the number of example inputs shown.
+        serving: `() -> ServingHooks` (`rnnkit.serve.hooks`): how `rnnkit serve` serves the task;
+            a loader, because the hooks need the `serve` extra (pydantic) only when serving.
     """
 
     name: str
@@ -162,6 +164,7 @@ class TaskSpec:
     export: ExportHooks | None = None
     baseline: Callable[[Any], list[BaselineScore]] | None = None
     showcase: Callable[[Any, int], list[Any]] | None = None
+    serving: Callable[[], Any] | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
