@@ -83,3 +83,45 @@ def tiny_quickstart(tmp_path_factory):
                         "sample.max_tokens": 40},
     }  # fmt: skip
     return run_quickstart(root / "out", minutes=1.0, overrides=overrides, examples=4)
+
+
+# --- a real browser: Debian's headless chromium through its chromedriver ------------------------
+
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+INSTALL = "apt-get update && apt-get install -y chromium chromium-driver  (or: make browser)"
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1100,1400",
+)
+
+
+@pytest.fixture
+def browser(tmp_path: Path):
+    """A selenium driver of headless chromium (tests/apps/test_browser.py,
+    tests/serve/test_page.py); fails with the install command when chromium is missing."""
+    chromium = shutil.which("chromium")
+    if chromium is None or not CHROMEDRIVER.is_file():
+        pytest.fail(
+            f"chromium and {CHROMEDRIVER} are needed for this test; install them: {INSTALL}"
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()

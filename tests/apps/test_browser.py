@@ -1,8 +1,9 @@
 """The quickstart's report.html in a real browser: Debian's headless chromium via selenium.
 
 Checks what a reader sees: every <img> decoded (complete, naturalWidth > 0) and the summary
-table present with one row per metric; saves a screenshot. The driver path is passed explicitly
-so Selenium Manager never downloads a browser or driver.
+table present with one row per metric; saves a screenshot. The `browser` fixture
+(tests/conftest.py) passes the driver path explicitly, so Selenium Manager never downloads a
+browser or driver.
 
 `make browser` (a step of `make test`) installs chromium and chromium-driver when missing; without
 them this test fails with that instruction rather than skipping.
@@ -16,47 +17,7 @@ To screenshot another report (the docs' copy comes from the real `make demo` run
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
-
-import pytest
-
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-INSTALL = "apt-get update && apt-get install -y chromium chromium-driver  (or: make browser)"
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--window-size=1100,1400",
-)
-
-
-@pytest.fixture
-def browser(tmp_path: Path):
-    chromium = shutil.which("chromium")
-    if chromium is None or not CHROMEDRIVER.is_file():
-        pytest.fail(
-            f"chromium and {CHROMEDRIVER} are needed for this test; install them: {INSTALL}"
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'profile'}")
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_quickstart_report_renders_every_image_and_the_summary(

@@ -21,6 +21,13 @@ def _latency_call(predictor: Any, part: HeldOut, batch: int) -> Callable[[], Any
     return lambda: predictor.predict(chosen, batch_size=batch)
 
 
+def load_serving() -> Any:
+    """`ServingHooks` for `rnnkit serve`, imported on use: they need the `serve` extra."""
+    from rnnkit.tasks.classification.serve import SERVING
+
+    return SERVING
+
+
 SPEC = TaskSpec(
     name=TASK,
     aliases=("classifier",),
@@ -46,4 +53,5 @@ SPEC = TaskSpec(
     export=EXPORT,
     baseline=report.baseline,
     showcase=report.showcase,
+    serving=load_serving,
 )

@@ -25,6 +25,13 @@ def _latency_call(predictor: Any, part: HeldOut, batch: int) -> Callable[[], Any
     return lambda: predictor.predict(history)
 
 
+def load_serving() -> Any:
+    """`ServingHooks` for `rnnkit serve`, imported on use: they need the `serve` extra."""
+    from rnnkit.tasks.forecasting.serve import SERVING
+
+    return SERVING
+
+
 SPEC = TaskSpec(
     name=TASK,
     aliases=("forecaster",),
@@ -56,4 +63,5 @@ SPEC = TaskSpec(
     export=EXPORT,
     baseline=report.baseline,
     showcase=report.showcase,
+    serving=load_serving,
 )

@@ -106,6 +106,9 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
     probs = sorted_logits.softmax(dim=-1)
     mass_before = probs.cumsum(dim=-1) - probs  # probability of the tokens ranked above
     drop_sorted = mass_before >= p  # already enough mass without this token
+    # Keep the top token whatever `p` is: a `p` below float32's smallest number compares as 0,
+    # and the first token's `mass_before` may round to a hair above 0.
+    drop_sorted[..., 0] = False
     drop = torch.zeros_like(drop_sorted).scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
 

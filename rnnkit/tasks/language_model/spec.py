@@ -25,6 +25,13 @@ def _latency_call(predictor: Any, part: HeldOut, batch: int) -> Callable[[], Any
     )
 
 
+def load_serving() -> Any:
+    """`ServingHooks` for `rnnkit serve`, imported on use: they need the `serve` extra."""
+    from rnnkit.tasks.language_model.serve import SERVING
+
+    return SERVING
+
+
 SPEC = TaskSpec(
     name=TASK,
     aliases=("lm", "language-modeling"),
@@ -50,4 +57,5 @@ SPEC = TaskSpec(
     export=EXPORT,
     baseline=report.baseline,
     showcase=report.showcase,
+    serving=load_serving,
 )

@@ -82,6 +82,11 @@ def test_top_p_samples_only_the_nucleus() -> None:
     assert kept.tolist() == [[True, True, False, False, False]]  # 0.5 + 0.3 >= 0.75
     assert torch.isfinite(top_p_filter(logits, 0.5)).sum() == 1  # the top token alone suffices
     assert torch.isfinite(top_p_filter(logits, 0.1)).sum() == 1  # never empty
+    # a p below float32's smallest number (found by fuzzing the server) still keeps the top token
+    kept = torch.isfinite(top_p_filter(logits, 5e-324))
+    assert kept.tolist() == [[True, False, False, False, False]]
+    ids = choose(logits.expand(4, -1), SamplingConfig(temperature=1.0, top_p=5e-324), None)
+    assert ids.tolist() == [0, 0, 0, 0]
     generator = torch.Generator().manual_seed(0)
     shuffled = logits[:, [3, 0, 4, 1, 2]].expand(200, -1)  # order must not matter
     ids = choose(shuffled, SamplingConfig(temperature=1.0, top_p=0.75), generator)
