@@ -19,10 +19,9 @@ answers equal that caller's bit for bit. `series` names a trained series (its sa
 another id, or none with a history, is scaled by the history's own statistics. A model with
 calendar features needs times: the history's first time, or `start`.
 
-The stored state is the streamer's exact working set: the lean step's buffers (float32), the
-raw last-season values (float64), the ring position, the step counter and the series' scaling.
-`StreamingForecaster.state_bytes` keeps the season buffer as scaled float32, which does not
-give the raw values back bit for bit, and a restarted server must answer as if it never stopped.
+The stored state is the streamer's exact working set (`StreamingForecaster.exact_state`: the
+lean step's buffers, the raw last-season values, the ring position, the step counter) and the
+series' scaling, so a restarted server answers as if it never stopped.
 """
 
 from __future__ import annotations
@@ -350,22 +349,8 @@ def _stats_array(stats: dict[str, tuple[float, float]], layout: Any) -> np.ndarr
 
 
 def _capture(streamer: StreamingForecaster, stats: np.ndarray, meta: dict) -> StreamState:
-    """The streamer's exact working set, copied (see the module docstring)."""
-    lean = streamer._state
-    arrays = {
-        "stats": np.array(stats, np.float64),
-        "ring": np.array(streamer._ring, np.float64),  # (season, K) raw values
-        "position": np.array([streamer._ptr, streamer.steps], np.int64),
-    }
-    for i, vector in enumerate(lean.vectors):  # [input, h, 1] per layer
-        arrays[f"layer{i}.vector"] = vector.copy()
-    for i, cell in enumerate(lean.cells):  # LSTM [i, f, o, g, c]
-        if cell is not None:
-            arrays[f"layer{i}.cell"] = cell.copy()
-    future = lean.tail[lean.hidden_size + 1 :]  # the head's horizon features
-    if future.size:
-        arrays["future"] = future.copy()
-    return StreamState(arrays, meta)
+    """The streamer's exact working set (`StreamingForecaster.exact_state`) and its scaling."""
+    return StreamState({"stats": np.array(stats, np.float64), **streamer.exact_state()}, meta)
 
 
 def _restore(predictor: Any, state: StreamState) -> StreamingForecaster:
@@ -376,22 +361,7 @@ def _restore(predictor: Any, state: StreamState) -> StreamingForecaster:
         raise DataError(f"stream state does not fit this model (scaling of {columns})")
     start = state.meta.get("start") or None
     streamer = _Streamers.get(predictor, stats_array, start)
-    lean = streamer._state
-    buffers = [(f"layer{i}.vector", v) for i, v in enumerate(lean.vectors)]
-    buffers += [(f"layer{i}.cell", c) for i, c in enumerate(lean.cells) if c is not None]
-    future = lean.tail[lean.hidden_size + 1 :]
-    if future.size:
-        buffers.append(("future", future))
-    ring = np.array(arrays["ring"], np.float64)
-    for name, buffer in buffers:
-        if name not in arrays or arrays[name].shape != buffer.shape:
-            raise DataError(f"stream state does not fit this model ({name})")
-    if ring.shape != streamer._ring.shape:
-        raise DataError(f"stream state does not fit this model (ring {streamer._ring.shape})")
-    for name, buffer in buffers:
-        buffer[...] = arrays[name]
-    streamer._ring = ring
-    streamer._ptr, streamer.steps = (int(v) for v in arrays["position"])
+    streamer.restore_exact_state(arrays)
     streamer.start = None if start is None else pd.Timestamp(start)
     return streamer
 

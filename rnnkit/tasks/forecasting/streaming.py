@@ -14,6 +14,7 @@ write them as a small safetensors blob.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,26 +245,75 @@ class StreamingForecaster:
 
     # --- persistence -----------------------------------------------------------------------
 
-    def state_bytes(self) -> bytes:
-        """The stream's state as a safetensors blob (encoder state, buffer, step counter)."""
-        tensors = {
-            "buffer": torch.from_numpy(np.ascontiguousarray(self.buffer)),
-            "steps": torch.tensor([self.steps]),
+    def exact_state(self) -> dict[str, np.ndarray]:
+        """The stream's working set, copied bit for bit: restoring it continues exactly.
+
+        `ring` (season, K) raw targets, `position` [oldest ring slot, steps], and per encoder
+        layer the lean step's `layer<i>.vector` ([input, h, 1]) and, for an LSTM, `layer<i>.cell`;
+        `future`, the head's horizon features, where the model has them.
+        """
+        lean = self._state
+        arrays = {
+            "ring": np.array(self._ring, np.float64),
+            "position": np.array([self._ptr, self.steps], np.int64),
         }
-        state = self.state
-        if state is not None:
-            pair = state if isinstance(state, tuple) else (state,)
-            for i, t in enumerate(pair):
-                tensors[f"state.{i}"] = t.contiguous()
-        meta = {"start": "" if self.start is None else self.start.isoformat()}
+        for i, vector in enumerate(lean.vectors):
+            arrays[f"layer{i}.vector"] = vector.copy()
+        for i, cell in enumerate(lean.cells):
+            if cell is not None:
+                arrays[f"layer{i}.cell"] = cell.copy()
+        future = lean.tail[lean.hidden_size + 1 :]
+        if future.size:
+            arrays["future"] = future.copy()
+        return arrays
+
+    def restore_exact_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Load what `exact_state` returned; names and shapes are checked against this model.
+
+        Raises:
+            DataError: an array is missing or has another shape (named).
+        """
+        lean = self._state
+        buffers = [(f"layer{i}.vector", v) for i, v in enumerate(lean.vectors)]
+        buffers += [(f"layer{i}.cell", c) for i, c in enumerate(lean.cells) if c is not None]
+        future = lean.tail[lean.hidden_size + 1 :]
+        if future.size:
+            buffers.append(("future", future))
+        buffers.append(("ring", self._ring))
+        for name, buffer in buffers:
+            if name not in arrays or np.shape(arrays[name]) != buffer.shape:
+                raise DataError(f"stream state does not fit this model ({name} {buffer.shape})")
+        if np.shape(arrays.get("position")) != (2,):
+            raise DataError("stream state does not fit this model (position (2,))")
+        for name, buffer in buffers[:-1]:
+            buffer[...] = arrays[name]  # in place: the lean step holds views into these
+        self._ring = np.array(arrays["ring"], np.float64)
+        self._ptr, self.steps = (int(v) for v in arrays["position"])
+
+    def state_bytes(self) -> bytes:
+        """The stream's state as a safetensors blob (`exact_state`, plus the start time)."""
+        tensors = {
+            k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in self.exact_state().items()
+        }
+        meta = {
+            "format": "exact-1",
+            "start": "" if self.start is None else self.start.isoformat(),
+        }
         return save_tensors(tensors, metadata=meta)
 
     def load_state_bytes(self, blob: bytes) -> None:
-        """Restore what `state_bytes` saved; shapes are checked against this model."""
+        """Restore what `state_bytes` saved; shapes are checked against this model.
+
+        Blobs of the earlier format (a scaled float32 buffer and the encoder state in PyTorch's
+        layout, which continued to ~1e-5 rather than exactly) still load.
+        """
         try:
             tensors = load_tensors(blob)
         except Exception as exc:  # safetensors raises its own types for damaged headers
             raise DataError(f"not a stream state blob: {exc}") from exc
+        if "ring" in tensors:
+            self.restore_exact_state({k: t.numpy() for k, t in tensors.items()})
+            return
         shape = self._ring.shape
         if tuple(tensors.get("buffer", torch.empty(0)).shape) != shape:
             raise DataError(f"stream state does not fit this model (buffer {shape})")

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import save as save_tensors
 
 import rnnkit
 from rnnkit.cli import main
@@ -119,9 +120,18 @@ def test_streaming_matches_one_pass_and_state_round_trip(trained, tmp_path) -> N
     restored.start = south.index[0]
     restored.load(tmp_path / "stream.safetensors")
     for t, row in enumerate(values[20:], start=20):
-        np.testing.assert_allclose(
-            restored.update(row[:1], row[1:]).point, stepped[t].point, rtol=1e-5, atol=1e-5
-        )
+        # the saved state is exact, so the restored stream continues bit for bit
+        np.testing.assert_array_equal(restored.update(row[:1], row[1:]).point, stepped[t].point)
+    # a blob of the earlier format (scaled float32 buffer, PyTorch-layout state) still loads
+    state = first.state if isinstance(first.state, tuple) else (first.state,)
+    old = {"buffer": torch.from_numpy(first.buffer), "steps": torch.tensor([first.steps])}
+    old |= {f"state.{i}": t.contiguous() for i, t in enumerate(state)}
+    older = predictor.stream("south")
+    older.start = south.index[0]
+    older.load_state_bytes(save_tensors(old, metadata={"start": ""}))
+    np.testing.assert_allclose(
+        older.update(values[20][:1], values[20][1:]).point, stepped[20].point, rtol=1e-5, atol=1e-5
+    )
     restored.reset()
     assert restored.steps == 0 and restored.state is None
     with pytest.raises(DataError, match="not a stream state blob"):
