@@ -134,12 +134,17 @@ def choose(
     logits: Tensor, config: SamplingConfig, generator: torch.Generator, seen: Tensor | None = None
 ) -> Tensor:
     """The next token of each row: (N, V) logits -> (N,) ids, by the steps in the module doc."""
-    logits = logits.float()
+    # float64, the row's largest logit subtracted before dividing, and +inf clamped: a valid but
+    # tiny temperature or repetition penalty (5e-324 > 0) is 0 in float32 and sends logits to
+    # inf, whose softmax is NaN. This way the largest logit stays 0 and the others go to at most
+    # -inf, which samples the argmax (softmax itself is unchanged by the shift).
+    logits = logits.double()
     if seen is not None:
         logits = apply_repetition_penalty(logits, seen, config.repetition_penalty)
+        logits = logits.clamp(max=torch.finfo(logits.dtype).max)
     if config.temperature == 0:
         return logits.argmax(dim=-1)
-    logits = logits / config.temperature
+    logits = (logits - logits.amax(dim=-1, keepdim=True)) / config.temperature
     if config.top_k is not None:
         logits = top_k_filter(logits, config.top_k)
     if config.top_p is not None:
