@@ -30,16 +30,16 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from rnnkit.errors import ConfigError
-from rnnkit.serve.error_handlers import add_error_handlers
+from rnnkit.serve.error_handlers import add_error_handlers, error_responses
 from rnnkit.serve.metrics import RequestMetrics, ServeMetrics
 from rnnkit.serve.routes import (
     add_fallback_routes,
     add_model_routes,
-    add_observe_schemas,
     add_stream_routes,
+    customize_openapi,
     find_model,
 )
-from rnnkit.serve.security import BearerAuth, BodyLimit, check_binding
+from rnnkit.serve.security import PROTECTED_PREFIXES, BearerAuth, BodyLimit, check_binding
 from rnnkit.serve.served import Batching, Served, load_model
 from rnnkit.serve.store import StateStore
 from rnnkit.version import __version__
@@ -161,7 +161,7 @@ def create_app(runs: dict[str, str | Path], settings: ServeSettings | None = Non
         add_model_routes(app, served, store, metrics)
     add_fallback_routes(app, models)  # after the models' own: it matches their paths too
     add_stream_routes(app, models, store, metrics)
-    add_observe_schemas(app, models)
+    customize_openapi(app, models, PROTECTED_PREFIXES if settings.token else ())
     # Outermost last: metrics see every answer, 401s and 413s included.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.token:
@@ -209,7 +209,11 @@ def _add_common_routes(app: FastAPI, models: dict[str, Served], metrics: ServeMe
         """The served models: task, data, headline metrics, size, endpoint, limits."""
         return [models[name].info for name in sorted(models)]
 
-    @app.get("/v1/models/{name}", tags=["models"])
+    @app.get(
+        "/v1/models/{name}",
+        tags=["models"],
+        responses=error_responses(404, 422, notes={404: "no served model of that name"}),
+    )
     def one_model(name: str) -> dict[str, Any]:
         """One served model's entry of `/v1/models`."""
         return find_model(models, name).info

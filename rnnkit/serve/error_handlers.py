@@ -9,6 +9,10 @@
     415  a body not declared as JSON
     400  any other RnnkitError
     500  a bug: logged with its traceback, answered without it
+
+and from the middleware (`security.py`): 413 for a body over the limit (with `limit`), 401
+without the token (when the server has one). `ErrorBody` is that JSON; routes declare the
+statuses they answer with `error_responses(...)`, so `/docs` shows them.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from rnnkit.errors import DataError, RnnkitError
 from rnnkit.serve.store import SequenceGap, StreamsFull, UnknownStream
@@ -29,6 +33,59 @@ log = logging.getLogger(__name__)
 #: JSON bodies must say so: a browser on another site cannot send that without asking first
 #: (CORS), which keeps a token-less server on localhost out of reach of other sites' pages.
 NOT_JSON = "send the body as JSON, with the header 'Content-Type: application/json'"
+
+
+class FieldError(BaseModel):
+    """One field at fault in a 422."""
+
+    field: str = Field(description="where, dotted: `texts.3`, `history.0.time`; `body`")
+    message: str
+    type: str | None = Field(None, description="pydantic's error type: `missing`, ...")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: `detail`, and the keys that fit its status (others are left out)."""
+
+    detail: str = Field(description="what is wrong and what would be accepted")
+    field: str | None = Field(None, description="422: the (first) field at fault")
+    errors: list[FieldError] | None = Field(None, description="422: every field at fault")
+    expected: int | None = Field(None, description="409: the seq the stream accepts next")
+    limit: int | None = Field(None, description="413: the most bytes a body may have")
+
+
+#: each error status: when it is answered, and its headers
+ERRORS: dict[int, dict[str, Any]] = {
+    400: {"description": "a body that is not UTF-8 text (FastAPI cannot parse it)"},
+    401: {
+        "description": "no or wrong bearer token (when the server has a token)",
+        "headers": {"WWW-Authenticate": {"schema": {"type": "string", "const": "Bearer"}}},
+    },
+    404: {"description": "not found"},
+    409: {"description": "an observation's seq out of order; `expected` is the next one"},
+    413: {"description": "the body is over the server's limit (`limit` bytes)"},
+    415: {"description": "the body is not declared as JSON (`Content-Type: application/json`)"},
+    422: {
+        "description": "a field out of its limits or of the wrong type (`field`, `errors`), "
+        "or a value the model cannot take"
+    },
+    503: {
+        "description": "every stream slot is taken; retry after `Retry-After` seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
+    },
+}
+
+
+def error_responses(
+    *statuses: int, notes: dict[int, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """A route's `responses=`: each of `statuses` as an `ErrorBody`, described by `ERRORS`
+    unless `notes` says better for this route."""
+    notes = notes or {}
+    return {
+        status: {**ERRORS[status], "model": ErrorBody}
+        | ({"description": notes[status]} if status in notes else {})
+        for status in statuses
+    }
 
 
 def add_error_handlers(app: FastAPI) -> None:

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from rnnkit.serve.error_handlers import NOT_JSON, in_body, is_json
+from rnnkit.serve.error_handlers import ERRORS, NOT_JSON, error_responses, in_body, is_json
 from rnnkit.serve.metrics import ServeMetrics
 from rnnkit.serve.served import Served, camel
 from rnnkit.serve.store import StateStore, StreamRecord
@@ -81,6 +81,7 @@ def add_model_routes(
         name=f"{name} {hooks.endpoint}",
         operation_id=f"{camel(name)}_{hooks.endpoint}",
         summary=f"{hooks.endpoint} with {name} ({served.run.task.name})",
+        responses=error_responses(400, 413, 415, 422),
     )
     app.add_api_route(
         f"/v1/models/{name}/streams",
@@ -91,6 +92,14 @@ def add_model_routes(
         name=f"{name} streams",
         operation_id=f"{camel(name)}_new_stream",
         summary=f"open a stream on {name}",
+        responses=error_responses(
+            400,
+            413,
+            415,
+            422,
+            503,
+            notes={400: f"model {name!r} cannot carry a stream, or the body is not UTF-8"},
+        ),
     )
 
 
@@ -112,7 +121,13 @@ def add_stream_routes(
 ) -> None:
     """`/v1/streams/{stream}/observe`, `GET` and `DELETE /v1/streams/{stream}`."""
 
-    @app.post("/v1/streams/{stream}/observe", tags=["streams"])
+    unknown = {404: "unknown stream: never created, deleted, or idle past the TTL"}
+
+    @app.post(
+        "/v1/streams/{stream}/observe",
+        tags=["streams"],
+        responses=error_responses(404, 409, 413, 415, 422, notes=unknown),
+    )
     async def observe(stream: str, request: Request) -> dict[str, Any]:
         """One observation `{"seq": last + 1, ...}`; the body's other fields are those of the
         stream's model (one of the schemas below). A retry of the last seq gets its answer
@@ -139,7 +154,9 @@ def add_stream_routes(
         after = await served.steps.submit(stream, (stream, observation.seq, observation))
         return {"stream": stream, "seq": after.seq, "answer": after.answer}
 
-    @app.get("/v1/streams/{stream}", tags=["streams"])
+    @app.get(
+        "/v1/streams/{stream}", tags=["streams"], responses=error_responses(404, 422, notes=unknown)
+    )
     async def get_stream(stream: str) -> dict[str, Any]:
         """A stream as last committed."""
         record: StreamRecord = await run_in_threadpool(store.get, stream)
@@ -152,7 +169,12 @@ def add_stream_routes(
             "updated": record.updated,
         }
 
-    @app.delete("/v1/streams/{stream}", tags=["streams"], status_code=204)
+    @app.delete(
+        "/v1/streams/{stream}",
+        tags=["streams"],
+        status_code=204,
+        responses=error_responses(404, 422, notes=unknown),
+    )
     async def delete_stream(stream: str) -> Response:
         """Forget a stream and free its slot."""
         start = time.perf_counter()
@@ -237,9 +259,12 @@ def add_fallback_routes(app: FastAPI, models: dict[str, Served]) -> None:
         )
 
 
-def add_observe_schemas(app: FastAPI, models: dict[str, Served]) -> None:
+def customize_openapi(
+    app: FastAPI, models: dict[str, Served], token_prefixes: tuple[str, ...] = ()
+) -> None:
     """`/v1/streams/{stream}/observe` reads its body by the stream's model: document it as one
-    of the served models' observation schemas."""
+    of the served models' observation schemas. The paths under `token_prefixes` (those the
+    server's token guards, if it has one) document the 401 of a missing token."""
     observe_models = {m.observe_model.__name__: m.observe_model for m in models.values()}
 
     def openapi() -> dict[str, Any]:
@@ -260,6 +285,14 @@ def add_observe_schemas(app: FastAPI, models: dict[str, Served]) -> None:
             "required": True,
             "content": {"application/json": {"schema": {"oneOf": refs}}},
         }
+        unauthorized = {
+            **ERRORS[401],
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+        }
+        for path, operations in schema["paths"].items():
+            if path.startswith(token_prefixes):  # () matches none
+                for operation in operations.values():
+                    operation.setdefault("responses", {})["401"] = unauthorized
         app.openapi_schema = schema
         return schema
 

@@ -89,6 +89,38 @@ def test_openapi_shows_each_model_request_schema(server) -> None:
     assert len(choices) == 3  # one per task, shared by the two classifiers
 
 
+def test_openapi_documents_the_errors_as_they_are_answered(server, guarded) -> None:
+    schema = server.client.get("/openapi.json").json()
+    errors = {
+        ("post", "/v1/models/rt/classify"): {400, 413, 415, 422},
+        ("post", "/v1/models/rt/streams"): {400, 413, 415, 422, 503},
+        ("get", "/v1/models/{name}"): {404, 422},
+        ("post", "/v1/streams/{stream}/observe"): {404, 409, 413, 415, 422},
+        ("get", "/v1/streams/{stream}"): {404, 422},
+        ("delete", "/v1/streams/{stream}"): {404, 422},
+    }
+    for (method, path), statuses in errors.items():
+        responses = schema["paths"][path][method]["responses"]
+        assert {int(s) for s in responses if s >= "400"} == statuses, (method, path)
+        for status in statuses:
+            body = responses[str(status)]["content"]["application/json"]["schema"]
+            assert body == {"$ref": "#/components/schemas/ErrorBody"}, (method, path, status)
+    assert (
+        "Retry-After"
+        in schema["paths"]["/v1/models/rt/streams"]["post"]["responses"]["503"]["headers"]
+    )
+    error = schema["components"]["schemas"]["ErrorBody"]
+    assert error["required"] == ["detail"] and error["properties"]["detail"]["type"] == "string"
+    assert {"field", "errors", "expected", "limit"} <= set(error["properties"])
+    assert "HTTPValidationError" not in schema["components"]["schemas"]  # FastAPI's default 422
+    assert "401" not in schema["paths"]["/v1/models"]["get"]["responses"]  # no token set
+
+    guarded_schema = guarded.client.get("/openapi.json").json()["paths"]
+    for path, operations in guarded_schema.items():
+        for operation in operations.values():
+            assert ("401" in operation["responses"]) == path.startswith(("/v1/", "/metrics"))
+
+
 def test_models_listing(server) -> None:
     listed = {m["name"]: m for m in server.client.get("/v1/models").json()}
     assert sorted(listed) == ["air", "bard", "rt", "rt-bi"]
