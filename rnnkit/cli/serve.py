@@ -115,6 +115,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level="warning",
+        http="auto",  # httptools (the serve extra installs it) when importable, else h11
         server_header=False,
         timeout_graceful_shutdown=5,
     )

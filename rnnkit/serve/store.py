@@ -4,7 +4,7 @@ One row per stream; a step is acknowledged only after the transaction that holds
 so a server killed with `kill -9` (or a power cut) restarts with every acknowledged step:
 
     observe(seq=n) ──> MicroBatcher ──> StateStore.apply_steps(batch, step)
-                                          │ 1. read each stream's committed row
+                                          │ 1. read the batch's rows: ONE SELECT
                                           │ 2. check seq: last + 1 -> apply; last -> the stored
                                           │    answer; anything else -> SequenceGap (HTTP 409)
                                           │ 3. step(states, requests), outside the lock
@@ -33,7 +33,6 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +45,9 @@ from rnnkit.serve.hooks import StreamState
 
 # Bump when the table changes; an older server refuses a newer file instead of misreading it.
 SCHEMA_VERSION = 1
+
+# Ids per `WHERE id IN (...)`: well under SQLite's smallest bound on a statement's variables (999).
+_IN_CHUNK = 500
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS streams (
@@ -110,7 +112,6 @@ class SequenceGap(RnnkitError, ValueError):
         )
 
 
-@dataclass(frozen=True)
 class StreamRecord:
     """One stream as committed.
 
@@ -121,15 +122,58 @@ class StreamRecord:
         state: the recurrent state after step `seq`.
         answer: the answer of step `seq` (for seq 0, the creation answer, possibly None).
         created, updated: epoch seconds.
+
+    A record read from the file decodes `state` and `answer` on first use, so a read that only
+    needs the stream's model or seq (the observe route's) pays for neither.
     """
 
-    id: str
-    model: str
-    seq: int
-    state: StreamState
-    answer: dict[str, Any] | None
-    created: float
-    updated: float
+    __slots__ = ("_answer", "_answer_json", "_blob", "_state", "created", "id", "model", "seq",
+                 "updated")  # fmt: skip
+
+    def __init__(
+        self,
+        id: str,
+        model: str,
+        seq: int,
+        state: StreamState,
+        answer: dict[str, Any] | None,
+        created: float,
+        updated: float,
+    ) -> None:
+        self.id = id
+        self.model = model
+        self.seq = seq
+        self._state: StreamState | None = state
+        self._answer = answer
+        self._blob: bytes | None = None
+        self._answer_json: str | None = None
+        self.created = created
+        self.updated = updated
+
+    @classmethod
+    def _stored(cls, row: tuple[Any, ...]) -> StreamRecord:
+        """A row `(id, model, seq, state blob, answer JSON, created, updated)`, decoded lazily."""
+        stream, model, seq, blob, answer, created, updated = row
+        record = cls(stream, model, int(seq), None, None, created, updated)  # type: ignore[arg-type]
+        record._blob, record._answer_json = blob, answer
+        return record
+
+    @property
+    def state(self) -> StreamState:
+        if self._state is None:
+            self._state = decode_state(self._blob)  # type: ignore[arg-type]
+            self._blob = None
+        return self._state
+
+    @property
+    def answer(self) -> dict[str, Any] | None:
+        if self._answer_json is not None:
+            self._answer = json.loads(self._answer_json)
+            self._answer_json = None
+        return self._answer
+
+    def __repr__(self) -> str:
+        return f"StreamRecord(id={self.id!r}, model={self.model!r}, seq={self.seq})"
 
     def check_seq(self, seq: int) -> bool:
         """Whether `seq` is a retry of the last applied step.
@@ -238,7 +282,27 @@ class StateStore:
             ).fetchone()
         if row is None or row[6] + self.ttl_seconds <= self._clock():
             raise UnknownStream(stream, self.ttl_seconds)
-        return _record(row)
+        return StreamRecord._stored(row)
+
+    def get_many(self, streams: Sequence[str]) -> dict[str, StreamRecord]:
+        """The committed streams among `streams`, by id, read in one SELECT per 500 ids.
+
+        An id missing from the result is unknown or idle past the TTL (`UnknownStream` for
+        `get`).
+        """
+        rows: list[tuple[Any, ...]] = []
+        with self._lock:
+            for i in range(0, len(streams), _IN_CHUNK):
+                chunk = list(streams[i : i + _IN_CHUNK])
+                rows += self._conn.execute(
+                    "SELECT id, model, seq, state, answer, created, updated FROM streams "
+                    f"WHERE id IN ({', '.join('?' * len(chunk))})",
+                    chunk,
+                ).fetchall()
+        now = self._clock()
+        return {
+            row[0]: StreamRecord._stored(row) for row in rows if row[6] + self.ttl_seconds > now
+        }
 
     def count(self, model: str | None = None) -> int:
         """Streams not yet expired, of one model or of all."""
@@ -343,9 +407,12 @@ class StateStore:
             raise ValueError(f"one stream twice in a batch: {sorted(ids)}")
         out: list[StreamRecord | RnnkitError] = []
         todo: list[tuple[int, StreamRecord, Any]] = []  # (slot, record, request) to advance
+        records = self.get_many(ids)  # one read for the whole batch
         for slot, (stream, seq, request) in enumerate(observations):
             try:
-                record = self.get(stream)
+                record = records.get(stream)
+                if record is None:
+                    raise UnknownStream(stream, self.ttl_seconds)
                 retry = record.check_seq(seq)
             except (UnknownStream, SequenceGap) as e:
                 out.append(e)
@@ -417,12 +484,6 @@ class _Transaction:
 
     def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self._conn.execute("COMMIT" if exc_type is None else "ROLLBACK")
-
-
-def _record(row: tuple[Any, ...]) -> StreamRecord:
-    stream, model, seq, blob, answer, created, updated = row
-    answer = None if answer is None else json.loads(answer)
-    return StreamRecord(stream, model, int(seq), decode_state(blob), answer, created, updated)
 
 
 def _dump_answer(answer: dict[str, Any] | None) -> str | None:

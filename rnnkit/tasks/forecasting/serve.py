@@ -26,6 +26,7 @@ series' scaling, so a restarted server answers as if it never stopped.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections import OrderedDict
@@ -315,24 +316,41 @@ def _answer(streamer: StreamingForecaster, layout: Any, forecast: Any) -> dict[s
     """`{"steps", "forecast": [{"time"?, target, target_lower, target_upper, "step"}]}`.
 
     Each row lists its keys as a stateless forecast's rows do (time, then the targets), with
-    the step number (1 = the next step) last.
+    the step number (1 = the next step) last. The numbers are the arrays' own float64 values
+    (`tolist`, once per column) and the times are memoized per (start, freq, step).
     """
     horizon = len(forecast.point)
-    rows: list[dict[str, Any]] = [{} for _ in range(horizon)]
-    if streamer.start is not None:
-        first = pd.date_range(streamer.start, periods=1, freq=layout.freq)[0]
-        offset = to_offset(layout.freq)
-        for i, row in enumerate(rows):  # the first observation was at `first`
-            row["time"] = (first + offset * (streamer.steps + i)).isoformat()
+    keys: list[str] = []
+    columns: list[Any] = []
+    if streamer.start is not None:  # the first observation was at `_first_time(start, zone, freq)`
+        start, freq, steps = streamer.start, layout.freq, streamer.steps
+        keys.append("time")
+        zone = str(start.tz)  # equal instants in two zones are equal keys, not equal labels
+        columns.append([_time_label(start, zone, freq, steps + i) for i in range(horizon)])
     for k, target in enumerate(layout.targets):
         for name, values in (("", forecast.point), ("_lower", forecast.lower),
                              ("_upper", forecast.upper)):  # fmt: skip
             if values is not None:
-                for i, row in enumerate(rows):
-                    row[target + name] = float(values[i, k])
-    for i, row in enumerate(rows):
-        row["step"] = i + 1
+                keys.append(target + name)
+                columns.append(values[:, k].tolist())
+    keys.append("step")
+    columns.append(range(1, horizon + 1))
+    rows = [dict(zip(keys, row, strict=True)) for row in zip(*columns, strict=True)]
     return {"steps": streamer.steps, "forecast": rows}
+
+
+@functools.lru_cache(maxsize=1024)
+def _first_time(start: pd.Timestamp, zone: str, freq: Any) -> tuple[pd.Timestamp, Any]:
+    """The first observation's time (`start` rolled onto `freq`) and the offset of one step."""
+    return pd.date_range(start, periods=1, freq=freq)[0], to_offset(freq)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _time_label(start: pd.Timestamp, zone: str, freq: Any, n: int) -> str:
+    """ISO time of the step `n` steps after the first observation: consecutive answers of a
+    stream share all but one of their horizon's times, and streams from one start share all."""
+    first, offset = _first_time(start, zone, freq)
+    return (first + offset * n).isoformat()
 
 
 # --- the stream's state ---------------------------------------------------------------------
