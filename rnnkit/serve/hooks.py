@@ -11,11 +11,15 @@ exactly the bytes it acknowledged.
 
 from __future__ import annotations
 
+import json
+import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from safetensors.numpy import load as _st_load
+from safetensors.numpy import save as _st_save
 
 
 @dataclass
@@ -69,3 +73,47 @@ class ServingHooks:
         [Any, Sequence[StreamState], Sequence[Any]], list[tuple[StreamState, dict[str, Any]]]
     ]
     stream_events: Callable[[Any, Any], Iterator[dict[str, Any]]] | None = None
+
+
+# --- StreamState <-> bytes -------------------------------------------------------------------
+
+
+def encode_state(state: StreamState) -> bytes:
+    """`state` as safetensors bytes: arrays bit for bit, `meta` as JSON in the header metadata.
+
+    Raises:
+        TypeError: an array that is not a numpy array, or meta that is not JSON-able.
+    """
+    for name, array in state.arrays.items():
+        if not isinstance(array, np.ndarray):
+            raise TypeError(
+                f"StreamState.arrays[{name!r}] must be a numpy array, got {type(array).__name__}"
+            )
+    metadata = {
+        "meta": json.dumps(state.meta, ensure_ascii=False),
+        # safetensors sorts its tensors; keep the hooks' order so a state reads back the same
+        "order": json.dumps(list(state.arrays), ensure_ascii=False),
+    }
+    # safetensors.numpy.save writes a non-contiguous array's buffer as if it were contiguous
+    # (a transposed array comes back untransposed), so hand it C-ordered little-endian copies.
+    arrays = {name: _c_little_endian(a) for name, a in state.arrays.items()}
+    return _st_save(arrays, metadata=metadata)
+
+
+def _c_little_endian(array: np.ndarray) -> np.ndarray:
+    if array.dtype.byteorder == ">":
+        array = array.astype(array.dtype.newbyteorder("<"))
+    # not np.ascontiguousarray: it turns a 0-d array into a 1-d one
+    return array if array.flags.c_contiguous else array.copy(order="C")
+
+
+def decode_state(blob: bytes) -> StreamState:
+    """The `StreamState` that `encode_state` wrote (arrays are writable copies)."""
+    loaded = _st_load(blob)
+    # safetensors.numpy.load drops the header's metadata; the format is an 8-byte little-endian
+    # header length, then the JSON header.
+    (size,) = struct.unpack("<Q", blob[:8])
+    metadata = json.loads(blob[8 : 8 + size]).get("__metadata__", {})
+    order = json.loads(metadata.get("order", "[]"))
+    arrays = {name: np.array(loaded[name]) for name in order}  # np.array: a writable copy
+    return StreamState(arrays=arrays, meta=json.loads(metadata.get("meta", "{}")))
