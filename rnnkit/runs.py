@@ -26,7 +26,7 @@ from rnnkit.run_folder import (
     versions,
     write_config,
 )
-from rnnkit.tasks import TaskSpec, get_task
+from rnnkit.tasks import get_task
 
 __all__ = [
     "CONFIG_FILE",
@@ -40,7 +40,6 @@ __all__ = [
     "load_weights",
     "nest_overrides",
     "read_config",
-    "task_spec",
     "train",
     "train_config",
     "versions",
@@ -64,11 +63,6 @@ def load(path: str | Path, device: str = "cpu") -> Any:
 def evaluate(path: str | Path, data: str | None = None, **options: Any) -> dict[str, Any]:
     """Metrics of the run in `path` on its own held-out part, or on `data`."""
     return Run(path).evaluate(data, **options)
-
-
-def task_spec(task: str) -> TaskSpec:
-    """The spec of `task` (its name or an alias); a ConfigError lists the known tasks."""
-    return get_task(task)
 
 
 def train_config(task: str, overrides: Mapping[str, Any] = MappingProxyType({})) -> Any:

@@ -141,12 +141,13 @@ def add_stream_routes(
             raise HTTPException(422, f"body: not JSON ({exc})") from None
         if not isinstance(data, dict):
             raise HTTPException(422, "the body must be a JSON object with 'seq'")
-        record: StreamRecord = await run_in_threadpool(store.get, stream)
-        if record.model not in models:
+        # only the model here: the micro-batch reads the stream's state once, with its seq check
+        model = await run_in_threadpool(store.model_of, stream)
+        if model not in models:
             raise HTTPException(
-                404, f"stream {stream!r} belongs to model {record.model!r}, not served here"
+                404, f"stream {stream!r} belongs to model {model!r}, not served here"
             )
-        served = models[record.model]
+        served = models[model]
         try:
             observation = served.observe_model.model_validate(data)
         except ValidationError as exc:

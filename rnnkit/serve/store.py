@@ -290,6 +290,20 @@ class StateStore:
             raise UnknownStream(stream, self.ttl_seconds)
         return StreamRecord._stored(row)
 
+    def model_of(self, stream: str) -> str:
+        """The model a stream belongs to (its row's state and answer are not read).
+
+        Raises:
+            UnknownStream: no such stream, or it has been idle past the TTL.
+        """
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT model, updated FROM streams WHERE id = ?", (stream,)
+            ).fetchone()
+        if row is None or row[1] + self.ttl_seconds <= self._clock():
+            raise UnknownStream(stream, self.ttl_seconds)
+        return str(row[0])
+
     def get_many(self, streams: Sequence[str]) -> dict[str, StreamRecord]:
         """The committed streams among `streams`, by id, read in one SELECT per 500 ids.
 

@@ -260,10 +260,15 @@ def test_unknown_stream(tmp_path: Path) -> None:
         assert info.value.stream == "nope"
         with pytest.raises(UnknownStream):
             store.delete("nope")
+        with pytest.raises(UnknownStream):
+            store.model_of("nope")
         made = store.create("m", StreamState(), None)
+        assert store.model_of(made.id) == "m"
         store.delete(made.id)
         with pytest.raises(UnknownStream):
             store.get(made.id)
+        with pytest.raises(UnknownStream):
+            store.model_of(made.id)
 
 
 def test_bad_arguments_and_files(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from rnnkit.config import from_dict
 from rnnkit.data import TextClassificationDataset, load_dataset
 from rnnkit.data.batching import BucketBatchSampler, PadCollate, SequenceDataset
+from rnnkit.data.types import LabeledTexts, Splits
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.io import atomic_open
 from rnnkit.tasks.classification.config import ClassificationRunConfig, TextDataConfig
@@ -71,11 +72,16 @@ def make_loader(
     return DataLoader(dataset, batch_sampler=sampler, collate_fn=PadCollate(pad_id=pad_id))
 
 
+def load_splits(config: TextDataConfig) -> Splits[LabeledTexts]:
+    """The texts of `config` split as a run splits them (stratified by its split seed)."""
+    dataset = load_texts(config)
+    return dataset.split(seed=config.split_seed, validation=config.validation, test=config.test)
+
+
 def held_out(run_dir: Path, config: dict[str, Any]) -> HeldOut:
     """The run's test split (`LabeledTexts`), reopened from its data config and split seed."""
     cfg = from_dict(ClassificationRunConfig, config["config"]).data
-    parts = load_texts(cfg).split(seed=cfg.split_seed, validation=cfg.validation, test=cfg.test)
-    return HeldOut(parts.test, f"{cfg.data} (test split, seed {cfg.split_seed})")
+    return HeldOut(load_splits(cfg).test, f"{cfg.data} (test split, seed {cfg.split_seed})")
 
 
 #: the file `write_data` writes into a run's data folder

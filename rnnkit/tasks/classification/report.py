@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rnnkit.reports.report import Figures, Image, Report, Section, Table
 from rnnkit.run_folder import Files
 from rnnkit.tasks.classification.config import TASK, ClassificationRunConfig
+from rnnkit.tasks.classification.data import load_splits
 from rnnkit.tasks.spec import BaselineScore
 
 if TYPE_CHECKING:
@@ -137,16 +138,9 @@ def write_outputs(
 # ----------------------------------------------------------------------- hooks for summary pages
 
 
-def _splits(run: Run) -> Any:
-    from rnnkit.tasks.classification.data import load_texts
-
-    data = run.config.data
-    return load_texts(data).split(seed=data.split_seed, validation=data.validation, test=data.test)
-
-
 def baseline(run: Run) -> list[BaselineScore]:
     """Test accuracy against always predicting the training split's most frequent class."""
-    splits = _splits(run)
+    splits = load_splits(run.config.data)
     majority, _ = Counter(splits.train.labels).most_common(1)[0]
     test_labels = list(splits.test.labels)
     accuracy = sum(label == majority for label in test_labels) / len(test_labels)
