@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.rnnkit-installed
 TORCH_PIN := torch==2.13.0
 
-.PHONY: demo test browser lint format venv clean
+.PHONY: demo test browser redis lint format venv clean
 
 venv: $(STAMP)
 
@@ -36,7 +36,13 @@ browser:
 	command -v chromium >/dev/null && test -x /usr/bin/chromedriver || \
 		($(SUDO) apt-get update && $(SUDO) apt-get install -y chromium chromium-driver)
 
-test: $(STAMP) browser
+# tests/serve/test_redis.py starts its own redis-server (replicated serving, `--state redis://`);
+# install Debian's when missing (sudo unless already root).
+redis:
+	command -v redis-server >/dev/null || \
+		($(SUDO) apt-get update && $(SUDO) apt-get install -y redis-server)
+
+test: $(STAMP) browser redis
 	$(PY) -m pytest
 
 lint: $(STAMP)

@@ -49,8 +49,8 @@ def train(
     callbacks: Sequence[Any] = (),
     resume: bool = False,
     **options: Any,
-) -> Run:
-    """Train a model for `task` and return its run.
+) -> Run | None:
+    """Train a model for `task` and return its run (None on torchrun ranks other than 0).
 
     Args:
         task: "classification", "forecasting" or "language-model", or an alias ("classifier",
@@ -101,7 +101,7 @@ def train(
         run_config = _write_data(spec, data, out, run_config, resume)
     logger.info("%s: training into %s", spec.name, out)
     result = spec.train(run_config, out, callbacks=callbacks, resume=resume)
-    return Run(result.run_dir)
+    return None if result is None else Run(result.run_dir)  # None: a torchrun rank but 0
 
 
 def option_keys(spec: TaskSpec, options: Mapping[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import math
 import numbers
 import re
 import types
@@ -42,6 +43,12 @@ _SCALARS: dict[type, tuple[Callable[[Any], bool], Callable[[str], Any]]] = {
     str: (lambda v: isinstance(v, str), str),
     Path: (lambda v: isinstance(v, (str, Path)), Path),
 }
+#: the deepest nesting of sections a config layer may have. rnnkit's configs are two levels
+#: deep; deeper input (100,000 nested brackets in a config.json) is refused in one line before
+#: anything recurses into it.
+MAX_DEPTH = 32
+#: seeds go to NumPy's legacy seeding as well as torch's, which takes 0 .. 2**32 - 1.
+MAX_SEED = 2**32 - 1
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
@@ -106,7 +113,16 @@ def _expects(tp: Any, text: bool) -> str:
 
 
 def _wrong(tp: Any, value: Any, key: str, text: bool) -> ConfigError:
-    return ConfigError(f"{key!r} expects {_expects(tp, text)}, got {value!r}")
+    return ConfigError(f"{key!r} expects {_expects(tp, text)}, got {_short(value)}")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """`repr(value)` cut to `limit` characters, for messages about hostile or huge values."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's digit limit for str()
+        return f"an int of about {value.bit_length() * 0.30103:.0f} digits"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _split_list(text: str) -> list[str]:
@@ -126,7 +142,7 @@ def _check(tp: Any, value: Any, key: str, text: bool) -> Any:
         if not isinstance(value, Mapping):
             keys = ", ".join(_fields(tp))
             raise ConfigError(
-                f"{key!r} is a section, not a value; set its keys ({keys}), got {value!r}"
+                f"{key!r} is a section, not a value; set its keys ({keys}), got {_short(value)}"
             )
         return _check_section(tp, value, key, text)
     if origin in (Union, types.UnionType):
@@ -163,7 +179,9 @@ def _check(tp: Any, value: Any, key: str, text: bool) -> Any:
         fixed = (origin or tp) is tuple and args and args[-1] is not Ellipsis
         if fixed and len(value) != len(args):
             n, name = len(args), _type_name(tp)
-            raise ConfigError(f"{key!r} expects {n} values ({name}), got {len(value)}: {value!r}")
+            raise ConfigError(
+                f"{key!r} expects {n} values ({name}), got {len(value)}: {_short(value)}"
+            )
         kinds = args if fixed else [args[0] if args else Any] * len(value)
         items = [
             _check(t, v, f"{key}[{i}]", text)
@@ -173,17 +191,43 @@ def _check(tp: Any, value: Any, key: str, text: bool) -> Any:
     if tp in _SCALARS:
         accepts, parse = _SCALARS[tp]
         if accepts(value):
-            return tp(value)  # int(numpy.int64(3)) -> 3, float(3) -> 3.0, Path("a")
+            return _bounded(tp, tp(value), key)  # int(numpy.int64(3)) -> 3, float(3) -> 3.0
         # PyYAML reads YAML 1.1, where `3e-4` (no dot) is a string; accept it for a float.
         exponent = tp is float and _EXPONENT_FLOAT.fullmatch(str(value).strip())
         if isinstance(value, str) and (text or exponent):
             try:
-                return parse(value)
+                parsed = parse(value)
             except (ValueError, KeyError):
                 pass
+            else:
+                return _bounded(tp, parsed, key)
     elif isinstance(tp, type) and isinstance(value, tp):  # e.g. an Enum member in a base dict
         return value
     raise _wrong(tp, value, key, text)
+
+
+def _bounded(tp: Any, value: Any, key: str) -> Any:
+    """Refuse what no float field can use: NaN or infinity (NaN passes every `<` check).
+
+    Ranges of ints are each dataclass's own `__post_init__` business (see `check_range`).
+    """
+    if tp is float and not math.isfinite(value):
+        raise ConfigError(f"{key!r} expects a finite float, got {_short(value)}")
+    return value
+
+
+def _depth(data: Any) -> int:
+    """How deeply `data` nests mappings and lists, counted without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        node, level = stack.pop()
+        if isinstance(node, Mapping | list | tuple):
+            deepest = max(deepest, level)
+            if level > MAX_DEPTH:
+                return level
+            children = node.values() if isinstance(node, Mapping) else node
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def _check_section(cls: type, data: Mapping, prefix: str, text: bool) -> _Section:
@@ -253,7 +297,9 @@ def _load(cls: type[C], layers: list[Layer], default: Any = None) -> C:
     for label, data, text in layers:
         try:
             if not isinstance(data, Mapping):
-                raise ConfigError(f"expected a mapping of keys to values, got {data!r}")
+                raise ConfigError(f"expected a mapping of keys to values, got {_short(data)}")
+            if _depth(data) > MAX_DEPTH:
+                raise ConfigError(f"nested more than {MAX_DEPTH} levels deep")
             checked = _check_section(cls, data, "", text)
         except ConfigError as e:
             raise ConfigError(f"{label}: {e}" if label else str(e)) from None
@@ -331,6 +377,8 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:  # its message ends "(at line L, column C)"
             raise ConfigError(f"{path}: invalid TOML: {e}") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deep (at most {MAX_DEPTH} levels)") from None
     else:
         try:
             data = yaml.safe_load(text)
@@ -340,12 +388,88 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
             raise ConfigError(
                 f"{path}{where}: invalid YAML: {getattr(e, 'problem', None) or e}"
             ) from None
+        except RecursionError:
+            raise ConfigError(f"{path}: nested too deep (at most {MAX_DEPTH} levels)") from None
     if not isinstance(data, dict | None):
         kind = type(data).__name__
         raise ConfigError(
             f"{path}: the top level must be a mapping of keys to values, not a {kind}"
         )
     return data or {}
+
+
+def check_range(
+    key: str, value: float | None, low: float, high: float, why: str, optional: bool = False
+) -> None:
+    """For `__post_init__` checks: refuse `value` outside [low, high] in one line.
+
+    Args:
+        key: the dotted key, as the user sets it (`window.horizon`).
+        value: the value; None passes when `optional`.
+        low, high: the accepted range, both included.
+        why: where the upper bound comes from, so the message explains itself.
+        optional: None is accepted (and named in the message).
+    """
+    if value is None and optional:
+        return
+    if value is None or not low <= value <= high:
+        none = " or none" if optional else ""
+        raise ConfigError(f"{key} must be from {low:,} to {high:,}{none} ({why}), got {value!r}")
+
+
+#: a BPE vocabulary: the largest in use are ~256k; the bound keeps a typo (1e9) from reaching
+#: the tokenizers library, whose allocation aborts the whole process.
+MAX_BPE_VOCAB = 1_000_000
+#: tokens of one text or window (max_length, bptt, max_tokens): a book, not a corpus.
+MAX_TOKENS = 1_000_000
+
+
+def check_device(device: str, key: str = "--device") -> str:
+    """`device` if this machine has it: "cpu", "cuda", "cuda:N" or "mps".
+
+    Raises:
+        ConfigError: an unknown device, or one this torch build or machine lacks (named, with
+            the devices that are there), instead of torch's assertion from deep inside.
+    """
+    import torch
+
+    name, _, index = str(device).partition(":")
+    have = ["cpu"]
+    if torch.cuda.is_available():
+        have += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        have.append("mps")
+    if name not in ("cpu", "cuda", "mps") or (index and not index.isdigit()):
+        raise ConfigError(f"{key} {device!r}: not a device; use one of {', '.join(have)}")
+    if str(device) not in have:
+        why = "" if name != "cuda" or torch.version.cuda else " (this torch is built without CUDA)"
+        raise ConfigError(
+            f"{key} {device}: not available on this machine{why}; use one of {', '.join(have)}"
+        )
+    return device
+
+
+def check_seeds(cfg: Any) -> None:
+    """For run configs: `train.seed` (and `data.split_seed`) must be seeds NumPy and torch take.
+
+    Without this `--seed 2**64` ends in an OverflowError traceback from deep in torch.
+    """
+    for key in ("train.seed", "data.split_seed"):
+        section, name = key.split(".")
+        value = getattr(getattr(cfg, section, None), name, 0)
+        if isinstance(value, int):
+            check_range(key, value, 0, MAX_SEED, "NumPy's and torch's seeds")
+
+
+def check_text_data(cfg: Any, prefix: str) -> None:
+    """The checks shared by text data sections (vocab_size, min_freq, max_size, shares)."""
+    check_range(f"{prefix}.vocab_size", cfg.vocab_size, 1, MAX_BPE_VOCAB, "bpe vocabularies")
+    check_range(f"{prefix}.min_freq", cfg.min_freq, 0, 2**62, "a count")
+    check_range(f"{prefix}.max_size", cfg.max_size, 1, 2**62, "a count", optional=True)
+    for name in ("validation", "test"):
+        value = getattr(cfg, name)
+        if not 0.0 <= value < 1.0:
+            raise ConfigError(f"{prefix}.{name} must be a share in [0, 1), got {value!r}")
 
 
 def from_dict(cls: type[C], data: Mapping[str, Any]) -> C:

@@ -7,6 +7,7 @@ rename it over the target, then fsync the folder so the rename itself survives a
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -76,3 +77,26 @@ def fsync_dir(path: str | Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def json_safe(obj: Any) -> Any:
+    """`obj` with every NaN or infinite float replaced by None, for strict JSON output.
+
+    `json.dumps` writes bare `NaN`/`Infinity`, which no strict JSON parser reads; a metric
+    that is undefined (or a run that diverged) is `null` instead. NumPy scalars become Python
+    numbers; tuples become lists.
+    """
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "item") and callable(obj.item) and getattr(obj, "shape", None) == ():
+        obj = obj.item()  # a NumPy or torch scalar
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def dumps_json(obj: Any) -> str:
+    """One line of strict JSON (non-finite floats as null; see `json_safe`)."""
+    return json.dumps(json_safe(obj), allow_nan=False)

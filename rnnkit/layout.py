@@ -24,5 +24,9 @@ class Files:
     FORECAST_PLOT = "forecast.png"
     BACKTEST_PLOT = "backtest.png"
     CHECKPOINT = "checkpoints/last.safetensors"
+    #: the checkpoint before the last one, kept in case the last is damaged.
+    PREVIOUS_CHECKPOINT = "checkpoints/previous.safetensors"
+    #: held (flock) by the process training into the folder, for the run's whole life.
+    LOCK = ".rnnkit.lock"
     #: written by `rnnkit.train` for in-memory data, so that the run can reopen its held-out part.
     DATA_DIR = "data"

@@ -22,6 +22,13 @@ What is checked:
   `prod(shape) x itemsize` bytes.
 - **The tensors against the model built from config.json:** every expected tensor present with
   the expected shape and dtype, none unexpected, and no NaN or infinity in floating tensors.
+- **A sha256 of every tensor's bytes**, written by rnnkit into the header's `__metadata__`
+  (`CHECKSUM_KEY`) and verified on load, so a flipped byte in the data section (a bad disk, a
+  damaged copy, an edit) is refused naming the tensor instead of loading as finite garbage.
+  Files written before the checksums load as before, with a logged note.
+- **Nesting depth.** Every JSON document parsed here (config.json, the header, tokenizer.json
+  through `rnnkit.run_folder`) is refused past `MAX_JSON_DEPTH` levels, with one line rather
+  than a `RecursionError`.
 
 The class/import-path rule for config.json. rnnkit never imports or instantiates anything named
 in a config, so such a field can only come from another tool's file (Hydra's `_target_`,
@@ -43,7 +50,9 @@ format data-only. Precisely:
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import json
+import logging
 import math
 import re
 import struct
@@ -57,11 +66,22 @@ from safetensors import safe_open
 
 from rnnkit.errors import ModelFileError
 
+logger = logging.getLogger(__name__)
+
 #: file suffixes of pickled model files (torch.save, pickle, joblib); refused by name alone.
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle", ".bin", ".ckpt")
 
 #: the most header bytes we parse (the safetensors library's own limit).
 MAX_HEADER_BYTES = 100_000_000
+
+#: the `__metadata__` key holding `{tensor name: sha256 hex of its bytes}` as JSON.
+CHECKSUM_KEY = "rnnkit.sha256"
+
+#: the deepest JSON nesting we accept. rnnkit's own files nest 6 levels at most (config.json's
+#: scaler.params); 64 leaves room for any hand-made file while keeping 100,000 nested brackets
+#: (which would overflow Python's recursion limit in the parser or in any walk over the tree)
+#: a one-line error.
+MAX_JSON_DEPTH = 64
 
 #: keys that ask a loader to import or build something; refused anywhere in config.json.
 INSTANTIATION_KEYS = frozenset(
@@ -254,13 +274,46 @@ def parse_json_object(text: str, path: str | Path) -> dict[str, Any]:
             out[key] = value
         return out
 
+    depth = text_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ModelFileError(
+            f"JSON nested {depth} levels deep; at most {MAX_JSON_DEPTH} are accepted", path=path
+        )
     try:
         data = json.loads(text, object_pairs_hook=unique)
     except json.JSONDecodeError as exc:
         raise ModelFileError(f"not valid JSON: {exc}", path=path) from exc
+    except ModelFileError:  # a repeated key, from `unique`
+        raise
+    except ValueError as exc:  # an integer longer than Python converts (4300 digits)
+        raise ModelFileError(f"not usable JSON: {exc}", path=path) from None
+    except RecursionError:  # text_depth counts brackets outside strings; this is a backstop
+        raise ModelFileError(
+            f"JSON nested too deep; at most {MAX_JSON_DEPTH} levels are accepted", path=path
+        ) from None
     if not isinstance(data, dict):
         raise ModelFileError("top level must be a JSON object", path=path)
     return data
+
+
+_BRACKETS_OR_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def text_depth(text: str) -> int:
+    """The deepest bracket nesting of JSON `text` (brackets inside strings do not count).
+
+    Linear and without recursion, so it is safe on hostile input; malformed JSON gives some
+    number and is refused by the parser afterwards.
+    """
+    depth = deepest = 0
+    for match in _BRACKETS_OR_STRINGS.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token in "]}":
+            depth -= 1
+    return deepest
 
 
 def check_config(config: Mapping[str, Any], path: str | Path, format_version: int) -> None:
@@ -523,6 +576,70 @@ def check_finite(tensors: Mapping[str, torch.Tensor], path: str | Path) -> None:
             )
 
 
+def tensor_bytes(tensor: torch.Tensor) -> bytes:
+    """The bytes safetensors stores for `tensor`: C order, little-endian (as on x86 and ARM)."""
+    flat = tensor.detach().to("cpu").contiguous().reshape(-1)
+    return flat.view(torch.uint8).numpy().tobytes() if flat.numel() else b""
+
+
+def checksums(tensors: Mapping[str, torch.Tensor]) -> dict[str, str]:
+    """`{name: sha256 hex}` of each tensor's stored bytes, for `CHECKSUM_KEY`."""
+    return {name: hashlib.sha256(tensor_bytes(t)).hexdigest() for name, t in tensors.items()}
+
+
+def with_checksums(
+    tensors: Mapping[str, torch.Tensor], metadata: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """`metadata` plus `CHECKSUM_KEY`: what a model file's `__metadata__` should hold."""
+    return {**(metadata or {}), CHECKSUM_KEY: json.dumps(checksums(tensors), sort_keys=True)}
+
+
+def check_checksums(header: SafetensorsHeader, path: str | Path) -> None:
+    """Compare each tensor's bytes in the file with the sha256 its header records.
+
+    A file without `CHECKSUM_KEY` (written before rnnkit stored one) passes with a logged note.
+
+    Raises:
+        ModelFileError: a malformed checksum record, a tensor it omits or names wrongly, or a
+            tensor whose bytes changed since they were written (named with its file offsets).
+    """
+    raw = header.metadata.get(CHECKSUM_KEY)
+    if raw is None:
+        logger.info("%s has no tensor checksums (written before rnnkit stored them)", path)
+        return
+    where = f"__metadata__[{CHECKSUM_KEY!r}]"
+    try:
+        record = parse_json_object(raw, path)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{where}: {exc.reason}", path=path) from None
+    if set(record) != set(header.tensors):
+        missing = sorted(set(header.tensors) - set(record))[:5]
+        extra = sorted(set(record) - set(header.tensors))[:5]
+        raise ModelFileError(
+            f"{where} does not list the file's tensors (missing {missing}, unknown {extra})",
+            path=path,
+        )
+    with open(path, "rb") as f:
+        for name, entry in header.tensors.items():
+            expected = record[name]
+            if not (isinstance(expected, str) and re.fullmatch(r"[0-9a-f]{64}", expected)):
+                raise ModelFileError(
+                    f"{where}: the checksum of tensor {name!r} is not a sha256 hex digest: "
+                    f"{str(expected)[:80]!r}",
+                    path=path,
+                )
+            f.seek(header.data_start + entry.begin)
+            digest = hashlib.sha256(f.read(entry.end - entry.begin)).hexdigest()
+            if digest != expected:
+                begin, end = header.data_start + entry.begin, header.data_start + entry.end
+                raise ModelFileError(
+                    f"tensor {name!r} (file bytes {begin}-{end}) does not match its sha256 in "
+                    "the header: the data changed after it was written (a damaged disk or "
+                    "copy, or an edit); restore the file from a good copy or retrain",
+                    path=path,
+                )
+
+
 def split_aliases(
     state: Mapping[str, torch.Tensor],
 ) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
@@ -586,6 +703,7 @@ def load_tensors(
             tensors = {k: f.get_tensor(k) for k in header.tensors}
     except Exception as exc:  # our checks passed, so this is the library disagreeing
         raise ModelFileError(f"not a readable safetensors file: {exc}", path=path) from exc
+    check_checksums(header, path)
     check_finite(tensors, path)
     for alias, name in aliases.items():
         tensors.setdefault(alias, tensors[name])

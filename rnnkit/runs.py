@@ -103,7 +103,7 @@ def train(
     """
     config = train_config(task, overrides)
     result = get_task(task).train(config, Path(out_dir), callbacks=callbacks)
-    return Path(result.run_dir)
+    return Path(out_dir) if result is None else Path(result.run_dir)  # None: torchrun rank > 0
 
 
 def nest_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:

@@ -224,7 +224,8 @@ def test_unknown_option_lists_the_valid_ones(tmp_path: Path) -> None:
         rnnkit.train("classification", (TEXTS, LABELS), tmp_path / "x", hiden_size=8)
     assert str(err.value).startswith(
         "unknown option 'hiden_size' for classification; did you mean 'hidden_size'? "
-        "valid options: batch_size, bidirectional, cell, device, dropout, embeddings, epochs, "
+        "valid options: batch_size, bidirectional, cell, checkpoint_every, checkpoint_seconds, "
+        "device, dropout, embeddings, epochs, "
     )
     assert str(err.value).endswith(" (config= sets any config key)")
     assert not (tmp_path / "x").exists()

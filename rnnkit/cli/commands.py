@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -50,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # CLI's output; other libraries stay at WARNING. -q silences ours, -v adds debug detail.
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     ours = logging.DEBUG if args.verbose else logging.WARNING if args.quiet_logs else logging.INFO
+    rank = os.environ.get("RANK", "0")  # set by torchrun; only rank 0 tells its progress
+    if rank != "0" and not args.verbose:
+        ours = logging.WARNING
     logging.getLogger("rnnkit").setLevel(ours)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -57,7 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RnnkitError as exc:
-        print(f"rnnkit: error: {exc}", file=sys.stderr)
+        where = f" (rank {rank})" if rank != "0" else ""
+        print(f"rnnkit: error{where}: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:
         # Output piped into `head` and closed early: not an error worth a traceback.
@@ -66,3 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130
+    finally:
+        if "torch.distributed" in sys.modules:  # a torchrun rank leaves its process group
+            from rnnkit.training.distributed import shutdown
+
+            shutdown()

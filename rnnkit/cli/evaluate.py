@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from rnnkit.io import dumps_json
 from rnnkit.tasks import get_task
 
 
@@ -30,5 +30,5 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     }
     metrics = evaluate(args.run, args.data, **options)
     formatter = get_task(metrics["task"]).format_metrics
-    print(json.dumps(metrics) if args.json else formatter(metrics))
+    print(dumps_json(metrics) if args.json else formatter(metrics))  # NaN as null: strict JSON
     return 0

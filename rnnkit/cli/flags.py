@@ -10,6 +10,7 @@ this module knows no task.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,18 @@ def add_train_flags(parser: argparse.ArgumentParser, help: dict[str, str] | None
     flag("--seed", type=int, metavar="N")
     flag("--precision", choices=list(PRECISIONS))
     flag("--device", metavar="|".join(DEVICES))
+    flag(
+        "--checkpoint-every",
+        type=int,
+        metavar="STEPS",
+        help="also checkpoint every STEPS optimizer steps, inside epochs (exact --resume)",
+    )
+    flag(
+        "--checkpoint-seconds",
+        type=float,
+        metavar="S",
+        help="checkpoint at most every S seconds (default 30; 0: after every epoch)",
+    )
 
 
 def cell_choices() -> list[str]:
@@ -88,6 +101,8 @@ def run_folder(args: argparse.Namespace, data: str, tag: str) -> Path:
     """`--out`, or `runs/<data name>-<tag>-<time>` for a new run."""
     if args.out:
         return Path(args.out)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # each rank would pick its own name
+        raise ConfigError("under torchrun every process trains one run: pass --out DIR")
     if args.resume:
         raise ConfigError("--resume needs --out DIR naming the run to continue")
     return new_run_dir(data, tag)

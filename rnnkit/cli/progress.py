@@ -7,6 +7,7 @@ import sys
 from tqdm import tqdm
 
 from rnnkit.training import Callback, TrainState
+from rnnkit.training.distributed import is_main_process
 
 
 class ProgressBar(Callback):
@@ -16,6 +17,9 @@ class ProgressBar(Callback):
         self.monitor = monitor
         # A bar redrawn ten times a second is noise in a log file or CI; keep the epoch lines.
         self.disable = disable or not sys.stderr.isatty()
+        # under torchrun only rank 0 reports; the others train in silence
+        self.silent = not is_main_process()
+        self.disable = self.disable or self.silent
         self.bar: tqdm | None = None
 
     def on_epoch_begin(self, state: TrainState) -> None:
@@ -46,6 +50,8 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        if self.silent:
+            return
         metrics = " ".join(f"val_{k}={v:.4f}" for k, v in state.metrics.items())
         mark = " *" if state.best_epoch == state.epoch else ""
         tqdm.write(

@@ -17,7 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="serve trained runs over HTTP (JSON API, streams, web page, metrics)",
         description="Serve one or more run folders, each under its folder's name: stateless "
         "requests (classify, forecast, generate) micro-batched per model, stateful streams "
-        "whose state survives a restart (kept in --state), a web page at /, the OpenAPI "
+        "whose state survives a restart (kept in --state: an SQLite file, or a Redis database "
+        "that several servers share), a web page at /, the OpenAPI "
         "schema at /docs and Prometheus metrics at /metrics. Needs the serve extra "
         f"({EXTRA}).",
     )
@@ -27,9 +28,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--state",
         default="rnnkit-streams.sqlite",
-        metavar="PATH",
-        help="SQLite file holding the streams; reuse it to keep them across restarts "
-        "(default: ./rnnkit-streams.sqlite)",
+        metavar="PATH|URL",
+        help="where the streams live: an SQLite file, reused to keep them across restarts "
+        "(default: ./rnnkit-streams.sqlite), or redis://HOST:PORT/DB (rediss:// for TLS), "
+        "shared by every server given the same URL, so that replicas behind a load balancer "
+        "serve the same streams",
     )
     p.add_argument(
         "--max-streams",
@@ -92,7 +95,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         host=args.host,
         port=args.port,
-        state=Path(args.state),
+        state=args.state,  # a path, or a redis:// URL (which Path would mangle)
         max_streams=args.max_streams,
         stream_ttl=args.stream_ttl,
         token=token,

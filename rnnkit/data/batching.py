@@ -116,6 +116,7 @@ class BucketBatchSampler(Sampler[list[int]]):
         self.drop_last = bool(drop_last)
         self.lengths = self._check_lengths(lengths)
         self.epoch = 0
+        self._start = 0  # the next pass's first step (start_at)
         if len(self) == 0:
             raise ConfigError(
                 f"drop_last=True leaves no batch: {len(self.lengths)} items are fewer than "
@@ -144,6 +145,37 @@ class BucketBatchSampler(Sampler[list[int]]):
     def set_epoch(self, epoch: int) -> None:
         """Selects the plan of `epoch`; call it before each epoch on every rank, as in DDP."""
         self.epoch = _check_int("epoch", epoch, minimum=0, accepted="an int >= 0")
+
+    def shard(self, num_replicas: int, rank: int) -> None:
+        """Become rank `rank` of `num_replicas` (what the training engine calls under torchrun).
+
+        With `batch_size` per rank, a step of N ranks covers the same items as one process's
+        batch of N x `batch_size` (pools and steps are cut alike), so N processes train on the
+        batches one process would, split by rows.
+        """
+        num_replicas = _check_int(
+            "num_replicas", num_replicas, minimum=1, accepted="an int >= 1 (the DDP world size)"
+        )
+        rank = _check_int("rank", rank, minimum=0, accepted="an int >= 0")
+        if rank >= num_replicas:
+            raise ConfigError(f"rank must be in [0, {num_replicas}), got {rank}")
+        self.num_replicas, self.rank = num_replicas, rank
+        if len(self) == 0:
+            raise ConfigError(
+                f"{len(self.lengths)} items make no step of batch_size={self.batch_size} on "
+                f"each of {num_replicas} processes; use fewer processes or a smaller batch_size"
+            )
+
+    def start_at(self, position: int) -> None:
+        """Begin the next pass at step `position` of the epoch's plan (a mid-epoch resume).
+
+        The plan is a function of (seed, epoch), so skipping is index arithmetic: nothing is
+        replayed. Later passes start at 0 again.
+        """
+        position = _check_int("position", position, minimum=0, accepted="an int >= 0")
+        if position > len(self):
+            raise ConfigError(f"position must be in [0, {len(self)}], got {position}")
+        self._start = position
 
     def _num_batches(self) -> int:
         """Batches in the whole plan, before they are shared among ranks."""
@@ -194,7 +226,8 @@ class BucketBatchSampler(Sampler[list[int]]):
         return steps
 
     def __iter__(self) -> Iterator[list[int]]:
-        for step in self._steps(self.epoch):
+        start, self._start = self._start, 0
+        for step in self._steps(self.epoch)[start:]:
             yield step[self.rank].tolist()
 
     def padding_fraction(self, epoch: int | None = None) -> float:

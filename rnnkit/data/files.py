@@ -302,6 +302,12 @@ def _texts(table: Table, column: str) -> list[str]:
     return texts
 
 
+#: labels that spreadsheets and pandas write for a missing value; as a class they would be
+#: trained and predicted like any other (issue 17), so they are refused. ("none" is left alone:
+#: it is a real class in many label sets.)
+MISSING_MARKERS = frozenset({"nan", "na", "n/a", "#n/a", "null", "<na>"})
+
+
 def _labels(table: Table, column: str) -> list[str]:
     labels = []
     for row, value in enumerate(table.column(column).tolist()):
@@ -310,6 +316,13 @@ def _labels(table: Table, column: str) -> list[str]:
         label = "" if is_missing(value) else cell_to_str(value)
         if not label:
             raise table.error("missing label; every row needs one", row, column)
+        if label.strip().lower() in MISSING_MARKERS:
+            raise table.error(
+                f"label {label!r} marks a missing value, not a class; fill in the label or drop "
+                "the row",
+                row,
+                column,
+            )
         labels.append(label)
     # A CSV rating column written from floats ("1.0") reads as the integers pandas would infer.
     if all(_WHOLE_NUMBER.fullmatch(label) for label in labels):

@@ -148,17 +148,20 @@ def finish(
     tolerance: float | None = None,
     **extra: Any,
 ) -> ExportResult:
-    """Write sidecars and `export.json`, run and save the parity report, enforce it.
+    """Write sidecars, run and save the parity report, enforce it, then write `export.json`.
+
+    The manifest is written last: a folder holding `export.json` is a complete, checked
+    export, and an export killed (or failing parity) before the end leaves none (a stale
+    one is removed by `check_out_dir` before anything is written).
 
     Raises:
         ParityError: the export differs from eager beyond the tolerance (`parity.json` is
-            written first, so the report can be read).
+            written first, so the report can be read; no `export.json` is written).
     """
+    manifest_path = out_dir / MANIFEST_FILE
+    manifest_path.unlink(missing_ok=True)
     files = [model_file, *write_sidecars(prep, out_dir)]
     record = manifest(prep, format, model_file, **extra)
-    manifest_path = out_dir / MANIFEST_FILE
-    atomic_write_json(manifest_path, record)
-    files.append(manifest_path)
     report = check_parity(
         prep.predictor,
         runner,
@@ -171,6 +174,8 @@ def finish(
     report.save(parity_path)
     files.append(parity_path)
     report.raise_if_failed(model_file)
+    atomic_write_json(manifest_path, record)  # last: its presence means the export is whole
+    files.append(manifest_path)
     logger.info(
         "%s export of %s: %s (parity %.2g <= %g)",
         format,
@@ -183,9 +188,16 @@ def finish(
 
 
 def check_out_dir(out_dir: Path, run_dir: Path) -> None:
-    """Refuse to write the export over the run folder itself."""
+    """Refuse to write the export over the run folder itself; drop a previous `export.json`.
+
+    Called before an export writes anything: the manifest of an earlier export in the same
+    folder would otherwise make a new export, killed half-way, look complete.
+    """
     if out_dir.resolve() == run_dir.resolve():
         raise ConfigError(
             f"--out {out_dir} is the run folder itself; choose another folder (default: "
             f"{default_out(run_dir, 'FORMAT')})"
         )
+    stale = out_dir / MANIFEST_FILE
+    if stale.is_file():  # False, not an error, when --out names a file (refused when written)
+        stale.unlink()

@@ -18,9 +18,19 @@ from torch import Tensor, nn
 
 from rnnkit.errors import ConfigError
 from rnnkit.models.dropout import EmbeddingDropout
-from rnnkit.models.encoder import EncoderConfig, RecurrentEncoder, gather_last
+from rnnkit.models.encoder import (
+    MAX_VOCAB,
+    MAX_WIDTH,
+    EncoderConfig,
+    RecurrentEncoder,
+    check_parameters,
+    check_size,
+    gather_last,
+)
 
 POOLINGS = ("last", "mean", "max")
+#: classes of one classifier: a label set past this is ids or free text, not classes.
+MAX_CLASSES = 100_000
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,17 @@ class ClassifierConfig:
         for name in ("dropout", "embedding_dropout", "rnn_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        self.encoder_config()  # validates cell, sizes
+        check_size("vocab_size", self.vocab_size, 0, MAX_VOCAB, "the largest word vocabularies")
+        check_size("num_classes", self.num_classes, 0, MAX_CLASSES, "labels, not ids")
+        check_size("embedding_dim", self.embedding_dim, 1, MAX_WIDTH, "wider is not a small RNN")
+        if not 0 <= self.padding_idx < max(self.vocab_size, 1):
+            raise ConfigError(
+                f"padding_idx must be an id of the vocabulary (0 to {max(self.vocab_size, 1) - 1})"
+                f", got {self.padding_idx}"
+            )
+        encoder = self.encoder_config()  # validates cell, sizes
+        head = encoder.hidden_size * (2 if self.bidirectional else 1) * (self.num_classes + 1)
+        check_parameters(self.vocab_size * self.embedding_dim + encoder.num_parameters + head)
 
     def encoder_config(self) -> EncoderConfig:
         return EncoderConfig(

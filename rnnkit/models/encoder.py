@@ -35,6 +35,57 @@ CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.
 
 State = Tensor | tuple[Tensor, Tensor]
 
+# Upper bounds on sizes read from config.json or a flag. rnnkit trains small recurrent models
+# on a CPU; a size past these is a typo or a hostile file, and without a bound it hangs (10^6
+# layers) or dies in the allocator (a 10^6-wide layer) instead of giving a one-line error.
+#: stacked recurrent layers: past a handful they do not train without residual connections.
+MAX_LAYERS = 32
+#: features per step (hidden, input, embedding, head): one 8192-wide LSTM layer already holds
+#: 537M weights (2 GiB); wider is not a small RNN.
+MAX_WIDTH = 8192
+#: rows of an embedding: the largest word vocabularies in use (GloVe 840B: 2.2M) fit.
+MAX_VOCAB = 2_500_000
+#: weights of a whole model: 2^28 float32 weights is a 1 GiB model file, far past any model
+#: this toolkit trains in minutes on a CPU, and small enough to allocate anywhere it runs.
+MAX_PARAMETERS = 2**28
+#: gate blocks per cell (weights per layer are gates x (input + hidden + 2) x hidden).
+GATES = {"rnn": 1, "lstm": 4, "gru": 3}
+
+
+def check_size(name: str, value: int, low: int, high: int, why: str) -> None:
+    """Refuse `value` outside [low, high] with a `ConfigError` naming `name` and the range.
+
+    `why` says where the upper bound comes from, so the message explains itself.
+    """
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be from {low} to {high:,} ({why}), got {value:,}")
+
+
+def check_parameters(count: int) -> None:
+    """Refuse a model of more than `MAX_PARAMETERS` weights (estimated from its config)."""
+    if count > MAX_PARAMETERS:
+        raise ConfigError(
+            f"these sizes make a model of about {count:,} weights ({count * 4 / 2**30:.1f} GiB); "
+            f"rnnkit builds at most {MAX_PARAMETERS:,} (a 1 GiB model file): lower "
+            "hidden_size, num_layers, embedding_dim or vocab_size"
+        )
+
+
+def state_tensors(state: State | None) -> dict[str, Tensor]:
+    """A state as named tensors (`h`, and `c` for an LSTM), e.g. for a checkpoint."""
+    if state is None:
+        return {}
+    if isinstance(state, tuple):
+        return {"h": state[0], "c": state[1]}
+    return {"h": state}
+
+
+def state_from_tensors(tensors: dict[str, Tensor]) -> State | None:
+    """The inverse of `state_tensors`."""
+    if "h" not in tensors:
+        return None
+    return (tensors["h"], tensors["c"]) if "c" in tensors else tensors["h"]
+
 
 def detach_state(state: State | None) -> State | None:
     """The same state cut from the graph (truncated BPTT: no gradient flows into past windows)."""
@@ -85,8 +136,22 @@ class EncoderConfig:
         for name in ("input_size", "hidden_size", "num_layers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        check_size("num_layers", self.num_layers, 1, MAX_LAYERS, "deeper stacks do not train")
+        for name in ("input_size", "hidden_size"):
+            check_size(name, getattr(self, name), 1, MAX_WIDTH, "wider is not a small RNN")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        check_parameters(self.num_parameters)
+
+    @property
+    def num_parameters(self) -> int:
+        """The encoder's weight count (biases included), from the config alone."""
+        directions = 2 if self.bidirectional else 1
+        gates, hidden, total = GATES.get(self.cell, 4), self.hidden_size, 0
+        for layer in range(self.num_layers):
+            inputs = self.input_size if layer == 0 else hidden * directions
+            total += directions * gates * hidden * (inputs + hidden + 2)
+        return total
 
 
 def reverse_within_length(x: Tensor, lengths: Tensor) -> Tensor:

@@ -26,7 +26,23 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import ConfigError
-from rnnkit.models.encoder import EncoderConfig, RecurrentEncoder, State
+from rnnkit.models.encoder import (
+    MAX_LAYERS,
+    MAX_WIDTH,
+    EncoderConfig,
+    RecurrentEncoder,
+    State,
+    check_parameters,
+    check_size,
+    get_cell,
+)
+
+#: steps forecast at once: the head's output is horizon x targets x quantiles wide; a year of
+#: hourly steps (8,760) fits.
+MAX_HORIZON = 10_000
+#: features, known-future features or targets per step: columns of a table, not rows (and the
+#: features are the recurrent layer's input, bounded like its width).
+MAX_COLUMNS = MAX_WIDTH
 
 Likelihood = Literal["none", "gaussian", "quantile"]
 
@@ -79,6 +95,27 @@ class ForecasterConfig:
         for name in ("horizon", "num_targets", "num_features"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        get_cell(self.cell)
+        check_size("num_layers", self.num_layers, 1, MAX_LAYERS, "deeper stacks do not train")
+        for name in ("hidden_size", "head_size"):
+            check_size(name, getattr(self, name), 1, MAX_WIDTH, "wider is not a small RNN")
+        check_size("horizon", self.horizon, 1, MAX_HORIZON, "a year of hourly steps fits")
+        for name in ("num_features", "num_future", "num_targets"):
+            low = 0 if name == "num_future" else 1
+            check_size(name, getattr(self, name), low, MAX_COLUMNS, "columns of a table")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if len(self.quantiles) > 99:
+            raise ConfigError(f"at most 99 quantiles, got {len(self.quantiles)}")
+        encoder = EncoderConfig(
+            cell=self.cell,
+            input_size=self.num_features,
+            hidden_size=self.hidden_size,
+            num_layers=self.num_layers,
+        )
+        out = self.horizon * self.num_targets * self.num_params
+        head_in = self.hidden_size + self.horizon * self.num_future
+        check_parameters(encoder.num_parameters + (head_in + 1 + out) * self.head_size + out)
 
     @property
     def num_params(self) -> int:

@@ -17,7 +17,15 @@ from torch import Tensor, nn
 
 from rnnkit.errors import ConfigError
 from rnnkit.models.dropout import EmbeddingDropout, LockedDropout, check_probability
-from rnnkit.models.encoder import EncoderConfig, RecurrentEncoder, State
+from rnnkit.models.encoder import (
+    MAX_VOCAB,
+    MAX_WIDTH,
+    EncoderConfig,
+    RecurrentEncoder,
+    State,
+    check_parameters,
+    check_size,
+)
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,12 @@ class LanguageModelConfig:
                 f"tie_weights needs embedding_dim == hidden_size, got {self.embedding_dim} and "
                 f"{self.hidden_size}; set model.embedding_dim={self.hidden_size}"
             )
-        self.encoder_config()  # validates cell and sizes
+        check_size("vocab_size", self.vocab_size, 0, MAX_VOCAB, "the largest word vocabularies")
+        check_size("embedding_dim", self.embedding_dim, 1, MAX_WIDTH, "wider is not a small RNN")
+        encoder = self.encoder_config()  # validates cell and sizes
+        decoder = 0 if self.tie_weights else self.vocab_size * self.hidden_size
+        embedding = self.vocab_size * self.embedding_dim
+        check_parameters(embedding + encoder.num_parameters + decoder + self.vocab_size)
 
     def encoder_config(self) -> EncoderConfig:
         return EncoderConfig(

@@ -6,7 +6,8 @@ The HTTP API (JSON unless said otherwise; errors are `{"detail": ...}` naming th
 
     GET  /                                   the web page (static, no CDN)
     GET  /healthz                            {"status": "ok"}
-    GET  /readyz                             {"ready": true, "models": [names]}
+    GET  /readyz                             {"ready": true, "models": [names]}; 503 with
+                                             "ready": false while a Redis --state is away
     GET  /metrics                            Prometheus text format
     GET  /v1/models                          [{"name", "task", "data", "metrics", "parameters",
                                                "size_bytes", "endpoint", "streams", "limits"}]
@@ -29,8 +30,13 @@ The HTTP API (JSON unless said otherwise; errors are `{"detail": ...}` naming th
                                              "updated"}
     DELETE /v1/streams/{id}                  204
 
-    404 unknown model or stream; 503 with Retry-After at --max-streams; 413 body too large; 422 a
-    field out of its limits (named); 401 without the token when one is required.
+    404 unknown model or stream; 503 with Retry-After at --max-streams (and, with a Redis --state,
+    a stream held too long by another server, or Redis away); 413 body too large; 422 a field out
+    of its limits (named); 401 without the token when one is required.
+
+`--state` is an SQLite file (one server process) or `redis://HOST:PORT/DB` (`rediss://` for TLS):
+one Redis database that several server processes share, with a lock per stream
+(`rnnkit/serve/redis_store.py`, docs/deploy.md "Replicated serving with Redis").
 
 Task knowledge comes from each task's `TaskSpec.serving` (`rnnkit.serve.hooks.ServingHooks`,
 built in `rnnkit/tasks/<task>/serve.py`); this package names no task.

@@ -3,13 +3,15 @@
 
     request ─► RequestMetrics ─► BearerAuth ─► BodyLimit ─► route
       stateless: MicroBatcher ─► hooks.run_batch
-      observe:   MicroBatcher (key = stream id) ─► StateStore.apply_steps
+      observe:   MicroBatcher (key = stream id) ─► store.apply_steps
                    (hooks.step_batch, then ONE commit for the batch) ─► answers, after the commit
 
 The pieces: `served.py` (a model, its thread and batchers, its listing), `routes.py` (the
 models' and the streams' routes), `error_handlers.py` (every error as `{"detail"}`),
 `security.py` (token, body limit, the open-address check), `metrics.py` (Prometheus),
-`store.py` (stream state on disk), `batcher.py` (micro-batches).
+`streams.py` (what every stream store shares), `store.py` (stream state in a SQLite file, one
+process), `redis_store.py` (stream state in Redis, shared by replicas; `--state redis://...`),
+`batcher.py` (micro-batches).
 """
 
 from __future__ import annotations
@@ -17,15 +19,16 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Response
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
@@ -41,7 +44,8 @@ from rnnkit.serve.routes import (
 )
 from rnnkit.serve.security import PROTECTED_PREFIXES, BearerAuth, BodyLimit, check_binding
 from rnnkit.serve.served import Batching, Served, load_model
-from rnnkit.serve.store import StateStore
+from rnnkit.serve.store import open_store
+from rnnkit.serve.streams import StoreUnavailable, StreamStore
 from rnnkit.version import __version__
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,10 @@ class ServeSettings:
     Attributes:
         host: the address to bind; loopback by default, since anything else needs a token.
         port: the TCP port (uvicorn's usual 8000).
-        state: the SQLite file of stream state; keep it across restarts to keep the streams.
+        state: where stream state lives: an SQLite file (one server process; keep it across
+            restarts to keep the streams), or `redis://HOST:PORT/DB` / `rediss://...`, one
+            Redis database that several server processes share (replicas behind a load
+            balancer).
         max_streams: most streams open at once over all models; each costs a row of a few KB.
         stream_ttl: seconds a stream may stay idle before it is dropped (an hour: a client that
             went away frees its slot without a DELETE).
@@ -71,7 +78,7 @@ class ServeSettings:
 
     host: str = "127.0.0.1"
     port: int = 8000
-    state: Path = Path("rnnkit-streams.sqlite")
+    state: str | Path = Path("rnnkit-streams.sqlite")
     max_streams: int = 10_000
     stream_ttl: float = 3600.0
     token: str | None = None
@@ -113,17 +120,19 @@ def create_app(runs: dict[str, str | Path], settings: ServeSettings | None = Non
     """The app serving `runs` (name -> run folder), each model loaded now.
 
     Raises:
-        ConfigError: an open address without a token, no runs, a task that cannot be served.
+        ConfigError: an open address without a token, no runs, a task that cannot be served,
+            a bad `--state` URL.
         DataError: a run folder or the state file that cannot be read.
+        StoreUnavailable: a Redis `--state` that does not answer.
     """
     settings = settings or ServeSettings()
     check_binding(settings.host, settings.token, settings.insecure_no_auth)
     if not runs:
         raise ConfigError("give at least one run folder to serve")
-    store = StateStore(
+    store = open_store(
         settings.state, max_streams=settings.max_streams, ttl_seconds=settings.stream_ttl
     )
-    metrics = ServeMetrics(active_streams=store.count)
+    metrics = ServeMetrics(active_streams=_or_nan(store.count))
     batching = Batching(settings.batch_window_ms, settings.max_batch, settings.batching)
     try:
         models = {
@@ -156,7 +165,7 @@ def create_app(runs: dict[str, str | Path], settings: ServeSettings | None = Non
     app.state.metrics = metrics
     app.state.settings = settings
     add_error_handlers(app)
-    _add_common_routes(app, models, metrics)
+    _add_common_routes(app, models, metrics, store)
     for served in models.values():
         add_model_routes(app, served, store, metrics)
     add_fallback_routes(app, models)  # after the models' own: it matches their paths too
@@ -173,7 +182,9 @@ def create_app(runs: dict[str, str | Path], settings: ServeSettings | None = Non
 # --- routes -----------------------------------------------------------------------------------
 
 
-def _add_common_routes(app: FastAPI, models: dict[str, Served], metrics: ServeMetrics) -> None:
+def _add_common_routes(
+    app: FastAPI, models: dict[str, Served], metrics: ServeMetrics, store: StreamStore
+) -> None:
     @app.get("/", include_in_schema=False)
     def page() -> Response:
         index = STATIC / "index.html"
@@ -193,9 +204,19 @@ def _add_common_routes(app: FastAPI, models: dict[str, Served], metrics: ServeMe
         """The process answers."""
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["server"])
-    def readyz() -> dict[str, Any]:
-        """Every model is loaded (they load before the server accepts connections)."""
+    @app.get(
+        "/readyz",
+        tags=["server"],
+        responses={503: {"description": "not ready: the stream store (Redis) does not answer"}},
+    )
+    def readyz() -> Any:
+        """Every model is loaded (they load before the server accepts connections) and the
+        stream store answers; a 503 `{"ready": false, "detail"}` while it does not."""
+        try:
+            store.ping()
+        except StoreUnavailable as exc:
+            body = {"ready": False, "models": sorted(models), "detail": str(exc)}
+            return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
         return {"ready": True, "models": sorted(models)}
 
     @app.get("/metrics", tags=["server"], response_class=Response)
@@ -219,12 +240,24 @@ def _add_common_routes(app: FastAPI, models: dict[str, Served], metrics: ServeMe
         return find_model(models, name).info
 
 
-async def _expire_forever(store: StateStore, ttl: float) -> None:
+def _or_nan(count: Callable[[], int]) -> Callable[[], float]:
+    """`count`, or NaN while the store does not answer: a scrape of /metrics still succeeds."""
+
+    def gauge() -> float:
+        try:
+            return float(count())
+        except StoreUnavailable:
+            return math.nan
+
+    return gauge
+
+
+async def _expire_forever(store: StreamStore, ttl: float) -> None:
     """Drop idle streams every so often (reads check the TTL too, so this only frees space)."""
     every = min(max(ttl / 4, 1.0), 60.0)
     while True:
         await asyncio.sleep(every)
         try:
             await run_in_threadpool(store.expire)
-        except Exception:  # a busy or broken file: say so, try again next time
+        except Exception:  # a busy or broken file, Redis away: say so, try again next time
             log.exception("expiring idle streams failed")

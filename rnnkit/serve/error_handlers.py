@@ -5,7 +5,8 @@
          a DataError (its column as `field`), a ConfigError or another ValueError from a model
     409  SequenceGap, with `expected`
     404  UnknownStream (never created, deleted, or idle past the TTL)
-    503  StreamsFull, with `Retry-After`
+    503  StreamsFull, StreamBusy (a shared store: another server holds the stream) and
+         StoreUnavailable (Redis does not answer), each with `Retry-After`
     415  a body not declared as JSON
     400  any other RnnkitError
     500  a bug: logged with its traceback, answered without it
@@ -26,7 +27,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
 from rnnkit.errors import DataError, RnnkitError
-from rnnkit.serve.store import SequenceGap, StreamsFull, UnknownStream
+from rnnkit.serve.streams import (
+    SequenceGap,
+    StoreUnavailable,
+    StreamBusy,
+    StreamsFull,
+    UnknownStream,
+)
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +76,8 @@ ERRORS: dict[int, dict[str, Any]] = {
         "or a value the model cannot take"
     },
     503: {
-        "description": "every stream slot is taken; retry after `Retry-After` seconds",
+        "description": "every stream slot is taken (or, with a shared store, the stream is busy "
+        "or the store away); retry after `Retry-After` seconds",
         "headers": {"Retry-After": {"schema": {"type": "integer", "minimum": 1}}},
     },
 }
@@ -113,7 +121,11 @@ def add_error_handlers(app: FastAPI) -> None:
         return error(404, str(exc))
 
     @app.exception_handler(StreamsFull)
-    async def full(request: Request, exc: StreamsFull) -> JSONResponse:
+    @app.exception_handler(StreamBusy)
+    @app.exception_handler(StoreUnavailable)
+    async def unavailable(
+        request: Request, exc: StreamsFull | StreamBusy | StoreUnavailable
+    ) -> JSONResponse:
         return error(503, str(exc), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(RnnkitError)

@@ -5,8 +5,11 @@ its task's request models, so `/docs` shows the real schemas and FastAPI's valid
 field out of its limits. `/v1/streams/{stream}/...` is one route for all models: the stream's
 model, read from the store, validates the observation.
 
-    observe ─► StateStore.get (which model) ─► validate ─► MicroBatcher (key = stream id)
-            ─► StateStore.apply_steps: seq check, hooks.step_batch, ONE commit ─► the answer
+    observe ─► store.model_of (which model) ─► validate ─► MicroBatcher (key = stream id)
+            ─► store.apply_steps: seq check, hooks.step_batch, ONE commit ─► the answer
+
+(`store`: a `StateStore` file, or a `RedisStore` that several server processes share; there each
+step also holds its stream's lock, and a 503 says the stream is busy or Redis away.)
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from starlette.exceptions import HTTPException
 from rnnkit.serve.error_handlers import ERRORS, NOT_JSON, error_responses, in_body, is_json
 from rnnkit.serve.metrics import ServeMetrics
 from rnnkit.serve.served import Served, camel
-from rnnkit.serve.store import StateStore, StreamRecord
+from rnnkit.serve.streams import StreamRecord, StreamStore
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,7 @@ def find_model(models: dict[str, Served], name: str) -> Served:
 
 
 def add_model_routes(
-    app: FastAPI, served: Served, store: StateStore, metrics: ServeMetrics
+    app: FastAPI, served: Served, store: StreamStore, metrics: ServeMetrics
 ) -> None:
     """`POST /v1/models/{name}/{endpoint}` and `POST /v1/models/{name}/streams`."""
     hooks, name = served.hooks, served.name
@@ -117,7 +120,7 @@ def _typed(endpoint: Callable[..., Any], body_type: type) -> None:
 
 
 def add_stream_routes(
-    app: FastAPI, models: dict[str, Served], store: StateStore, metrics: ServeMetrics
+    app: FastAPI, models: dict[str, Served], store: StreamStore, metrics: ServeMetrics
 ) -> None:
     """`/v1/streams/{stream}/observe`, `GET` and `DELETE /v1/streams/{stream}`."""
 

@@ -24,7 +24,7 @@ from rnnkit.run import Run
 from rnnkit.serve.batcher import MicroBatcher
 from rnnkit.serve.hooks import ServingHooks
 from rnnkit.serve.metrics import ServeMetrics
-from rnnkit.serve.store import StateStore
+from rnnkit.serve.streams import StreamStore
 
 
 @dataclass
@@ -50,7 +50,7 @@ class Served:
         stream_reason: why the model cannot carry a stream, or None when it can.
         info: its entry in `GET /v1/models`.
         requests: micro-batcher of stateless requests (`hooks.run_batch`).
-        steps: micro-batcher of stream steps (`StateStore.apply_steps` over `hooks.step_batch`).
+        steps: micro-batcher of stream steps (`StreamStore.apply_steps` over `hooks.step_batch`).
     """
 
     name: str
@@ -72,7 +72,7 @@ class Served:
 
 
 def load_model(
-    name: str, path: Path, batching: Batching, store: StateStore, metrics: ServeMetrics
+    name: str, path: Path, batching: Batching, store: StreamStore, metrics: ServeMetrics
 ) -> Served:
     """The run in `path`, loaded and ready to serve under `name`.
 
@@ -171,11 +171,11 @@ def _request_batch(served: Served, metrics: ServeMetrics) -> Callable[[list[Any]
 
 
 def _step_batch(
-    served: Served, store: StateStore, metrics: ServeMetrics
+    served: Served, store: StreamStore, metrics: ServeMetrics
 ) -> Callable[[list[Any]], list[Any]]:
     """Observations `(stream, seq, request)` -> the streams' records after them.
 
-    `StateStore.apply_steps` reads each stream, checks its seq (a retry of the last one gets
+    `StreamStore.apply_steps` reads each stream, checks its seq (a retry of the last one gets
     the stored answer, a gap its `SequenceGap`), steps the rest in one `hooks.step_batch` call
     and commits them in ONE transaction, all before any answer leaves.
     """

@@ -21,6 +21,11 @@ the header's metadata. No pickle, so a state file cannot run code when read.
 
 The connection is shared by the server's worker threads one at a time, under a lock; the methods
 are synchronous and meant to be called from a thread, not from the event loop.
+
+The records, the errors and `StreamStore` (the interface, and the seq check and step of
+`apply_steps`) are in `streams.py`, shared with `RedisStore` (`redis_store.py`); they are
+importable from here too. `open_store` picks a store by `--state`: a file path is a `StateStore`,
+`redis://` or `rediss://` a `RedisStore`, which several server processes share.
 """
 
 from __future__ import annotations
@@ -35,8 +40,18 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from rnnkit.errors import DataError, RnnkitError
+from rnnkit.errors import ConfigError, DataError, RnnkitError
 from rnnkit.serve.hooks import StreamState, decode_state, encode_state
+from rnnkit.serve.streams import (
+    SequenceGap,
+    Step,
+    StoreUnavailable,
+    StreamBusy,
+    StreamRecord,
+    StreamsFull,
+    StreamStore,
+    UnknownStream,
+)
 
 # Bump when the table changes; an older server refuses a newer file instead of misreading it.
 SCHEMA_VERSION = 1
@@ -45,11 +60,15 @@ __all__ = [
     "SCHEMA_VERSION",
     "SequenceGap",
     "StateStore",
+    "StoreUnavailable",
+    "StreamBusy",
     "StreamRecord",
+    "StreamStore",
     "StreamsFull",
     "UnknownStream",
     "decode_state",
     "encode_state",
+    "open_store",
 ]
 
 # Ids per `WHERE id IN (...)`: well under SQLite's smallest bound on a statement's variables (999).
@@ -70,139 +89,7 @@ _SCHEMA = (
 )
 
 
-class StreamsFull(RnnkitError):
-    """Every stream slot is taken (`--max-streams`) and none is idle long enough to expire.
-
-    Attributes:
-        max_streams: the limit.
-        retry_after: whole seconds until the stream idle longest expires (>= 1): the
-            `Retry-After` of the 503.
-    """
-
-    def __init__(self, max_streams: int, retry_after: int) -> None:
-        self.max_streams = max_streams
-        self.retry_after = retry_after
-        super().__init__(
-            f"{max_streams} streams are open, the most --max-streams allows; delete one or "
-            f"retry in {retry_after} s, when the stream idle longest expires"
-        )
-
-
-class UnknownStream(RnnkitError, LookupError):
-    """No such stream: never created, deleted, or idle past the TTL (HTTP 404)."""
-
-    def __init__(self, stream: str, ttl_seconds: float) -> None:
-        self.stream = stream
-        super().__init__(
-            f"unknown stream {stream!r}: never created, deleted, or idle for more than "
-            f"{ttl_seconds:g} s"
-        )
-
-
-class SequenceGap(RnnkitError, ValueError):
-    """An observation's `seq` is neither the next one nor a retry of the last one (HTTP 409).
-
-    Attributes:
-        stream: the stream id.
-        seq: the seq the client sent.
-        expected: the seq the stream accepts next (last applied + 1).
-    """
-
-    def __init__(self, stream: str, seq: int, expected: int) -> None:
-        self.stream = stream
-        self.seq = seq
-        self.expected = expected
-        super().__init__(
-            f"stream {stream!r}: seq {seq} is out of order; expected {expected} "
-            f"(or {expected - 1} to get the last answer again)"
-        )
-
-
-class StreamRecord:
-    """One stream as committed.
-
-    Attributes:
-        id: url-safe random id.
-        model: the served model's name.
-        seq: last applied observation (0 right after creation).
-        state: the recurrent state after step `seq`.
-        answer: the answer of step `seq` (for seq 0, the creation answer, possibly None).
-        created, updated: epoch seconds.
-
-    A record read from the file decodes `state` and `answer` on first use, so a read that only
-    needs the stream's model or seq (the observe route's) pays for neither.
-    """
-
-    __slots__ = ("_answer", "_answer_json", "_blob", "_state", "created", "id", "model", "seq",
-                 "updated")  # fmt: skip
-
-    def __init__(
-        self,
-        id: str,
-        model: str,
-        seq: int,
-        state: StreamState,
-        answer: dict[str, Any] | None,
-        created: float,
-        updated: float,
-    ) -> None:
-        self.id = id
-        self.model = model
-        self.seq = seq
-        self._state: StreamState | None = state
-        self._answer = answer
-        self._blob: bytes | None = None
-        self._answer_json: str | None = None
-        self.created = created
-        self.updated = updated
-
-    @classmethod
-    def _stored(cls, row: tuple[Any, ...]) -> StreamRecord:
-        """A row `(id, model, seq, state blob, answer JSON, created, updated)`, decoded lazily."""
-        stream, model, seq, blob, answer, created, updated = row
-        record = cls(stream, model, int(seq), None, None, created, updated)  # type: ignore[arg-type]
-        record._blob, record._answer_json = blob, answer
-        return record
-
-    @property
-    def state(self) -> StreamState:
-        if self._state is None:
-            self._state = decode_state(self._blob)  # type: ignore[arg-type]
-            self._blob = None
-        return self._state
-
-    @property
-    def answer(self) -> dict[str, Any] | None:
-        if self._answer_json is not None:
-            self._answer = json.loads(self._answer_json)
-            self._answer_json = None
-        return self._answer
-
-    def __repr__(self) -> str:
-        return f"StreamRecord(id={self.id!r}, model={self.model!r}, seq={self.seq})"
-
-    def check_seq(self, seq: int) -> bool:
-        """Whether `seq` is a retry of the last applied step.
-
-        Returns:
-            False for `self.seq + 1` (apply it), True for `self.seq` (answer with `self.answer`).
-
-        Raises:
-            SequenceGap: any other seq (older ones too: only the last answer is kept).
-        """
-        if seq == self.seq + 1:
-            return False
-        if seq == self.seq:
-            return True
-        raise SequenceGap(self.id, seq, self.seq + 1)
-
-
-# A step function: (states, requests) -> [(new state, answer)], e.g.
-# `lambda states, requests: hooks.step_batch(predictor, states, requests)`.
-StepFn = Callable[[list[StreamState], list[Any]], list[tuple[StreamState, dict[str, Any]]]]
-
-
-class StateStore:
+class StateStore(StreamStore):
     """Streams in a SQLite file (WAL mode, synchronous=FULL).
 
     Args:
@@ -224,14 +111,8 @@ class StateStore:
         ttl_seconds: float,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if max_streams < 1:
-            raise ValueError(f"max_streams must be at least 1, got {max_streams}")
-        if not ttl_seconds > 0:
-            raise ValueError(f"ttl_seconds must be positive, got {ttl_seconds}")
+        super().__init__(max_streams=max_streams, ttl_seconds=ttl_seconds, clock=clock)
         self.path = Path(path)
-        self.max_streams = max_streams
-        self.ttl_seconds = float(ttl_seconds)
-        self._clock = clock
         self._lock = threading.Lock()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # Autocommit mode: transactions are the explicit BEGIN IMMEDIATE ... COMMIT below, so
@@ -363,23 +244,7 @@ class StateStore:
             raise StreamsFull(self.max_streams, max(1, math.ceil(oldest + self.ttl_seconds - now)))
         return StreamRecord(stream, model, 0, state, answer, now, now)
 
-    def commit_steps(
-        self, steps: Sequence[tuple[str, int, StreamState, dict[str, Any] | None]]
-    ) -> list[RnnkitError | None]:
-        """Store `(id, seq, state, answer)` for several streams in ONE transaction, fsynced.
-
-        A step applies only over its stream's `seq - 1`; a step whose stream has gone (deleted
-        or expired meanwhile) or moved on (another server on the same file) is not written and
-        gets its error in its slot, while the others commit.
-
-        Returns:
-            per step, None (committed) or an `UnknownStream` / `SequenceGap`.
-        """
-        return self._commit(steps, self._clock())
-
-    def _commit(
-        self, steps: Sequence[tuple[str, int, StreamState, dict[str, Any] | None]], now: float
-    ) -> list[RnnkitError | None]:
+    def _commit(self, steps: Sequence[Step], now: float) -> list[RnnkitError | None]:
         # Encode before taking the lock: the other threads need not wait for it.
         rows = [
             (stream, seq, encode_state(state), _dump_answer(answer))
@@ -404,56 +269,6 @@ class StateStore:
         if row is None or row[1] <= cutoff:
             return UnknownStream(stream, self.ttl_seconds)
         return SequenceGap(stream, seq, row[0] + 1)
-
-    def apply_steps(
-        self, observations: Sequence[tuple[str, int, Any]], step: StepFn
-    ) -> list[StreamRecord | RnnkitError]:
-        """One micro-batch of observations `(id, seq, request)`, each for a different stream.
-
-        Reads each stream as committed, checks its seq (`StreamRecord.check_seq`), runs `step`
-        once on the streams to advance (outside the lock), and commits them in one transaction.
-        A retry of the last seq gets the stored record back without running the model.
-
-        Returns:
-            per observation, the stream's record after it (`seq`, `answer`), or the error for
-            that observation alone (`UnknownStream`, `SequenceGap`). An exception from `step`
-            itself propagates.
-
-        Raises:
-            ValueError: two observations for one stream (the batcher never forms such a batch).
-        """
-        ids = [stream for stream, _, _ in observations]
-        if len(set(ids)) != len(ids):
-            raise ValueError(f"one stream twice in a batch: {sorted(ids)}")
-        out: list[StreamRecord | RnnkitError] = []
-        todo: list[tuple[int, StreamRecord, Any]] = []  # (slot, record, request) to advance
-        records = self.get_many(ids)  # one read for the whole batch
-        for slot, (stream, seq, request) in enumerate(observations):
-            try:
-                record = records.get(stream)
-                if record is None:
-                    raise UnknownStream(stream, self.ttl_seconds)
-                retry = record.check_seq(seq)
-            except (UnknownStream, SequenceGap) as e:
-                out.append(e)
-                continue
-            out.append(record)  # a retry's answer is the stored one
-            if not retry:
-                todo.append((slot, record, request))
-        if not todo:
-            return out
-        results = step([r.state for _, r, _ in todo], [q for _, _, q in todo])
-        if len(results) != len(todo):
-            raise RuntimeError(f"step returned {len(results)} results for {len(todo)} streams")
-        now = self._clock()
-        after = [
-            StreamRecord(r.id, r.model, r.seq + 1, state, answer, r.created, now)
-            for (_, r, _), (state, answer) in zip(todo, results, strict=True)
-        ]
-        errors = self._commit([(a.id, a.seq, a.state, a.answer) for a in after], now)
-        for (slot, _, _), record, error in zip(todo, after, errors, strict=True):
-            out[slot] = record if error is None else error
-        return out
 
     def delete(self, stream: str) -> None:
         """Remove a stream.
@@ -482,11 +297,13 @@ class StateStore:
         with self._lock:
             self._conn.close()
 
+    def ping(self) -> None:
+        """Return when the file answers a query."""
+        with self._lock:
+            self._conn.execute("SELECT 1").fetchone()
+
     def __enter__(self) -> StateStore:
         return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 class _Transaction:
@@ -508,3 +325,42 @@ class _Transaction:
 
 def _dump_answer(answer: dict[str, Any] | None) -> str | None:
     return None if answer is None else json.dumps(answer, ensure_ascii=False)
+
+
+#: `--state` values that name a Redis database rather than a file
+REDIS_SCHEMES = ("redis", "rediss")
+
+
+def open_store(
+    state: str | Path,
+    *,
+    max_streams: int,
+    ttl_seconds: float,
+    clock: Callable[[], float] = time.time,
+) -> StreamStore:
+    """The store `--state` names: `redis://HOST:PORT/DB` or `rediss://...` (TLS) is a
+    `RedisStore`, shared by every server given the same URL; anything else is the path of a
+    `StateStore` file.
+
+    Raises:
+        ConfigError: another `scheme://`, a bad Redis URL, or the Redis client not installed.
+        StoreUnavailable: Redis does not answer.
+        DataError: the file or the database holds something else, or a newer schema.
+    """
+    text = str(state)
+    scheme, sep, _ = text.partition("://")
+    if not sep:
+        return StateStore(state, max_streams=max_streams, ttl_seconds=ttl_seconds, clock=clock)
+    if scheme.lower() not in REDIS_SCHEMES:
+        # A path never holds "://"; a typo of the scheme must not become a folder named "redis:".
+        raise ConfigError(
+            f"--state {scheme}://...: unknown scheme {scheme!r}; expected a file path, "
+            "redis://HOST:PORT/DB or rediss://HOST:PORT/DB"
+        )
+    try:
+        from rnnkit.serve.redis_store import RedisStore
+    except ImportError as e:
+        raise ConfigError(
+            f"--state {scheme}://... needs the redis client ({e}): pip install 'rnnkit[serve]'"
+        ) from e
+    return RedisStore(text, max_streams=max_streams, ttl_seconds=ttl_seconds, clock=clock)

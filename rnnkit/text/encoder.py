@@ -9,6 +9,8 @@ Models, data loaders, the CLI and the server all hold a `TextEncoder`; it saves 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import pairwise
@@ -110,6 +112,19 @@ def _frame(
     return RaggedIds(ids, framed_offsets)
 
 
+def _tokenizer(tokenizer: str | Tokenizer, vocab_size: int) -> Tokenizer:
+    """The tokenizer named `tokenizer` (`vocab_size` for bpe), or `tokenizer` itself."""
+    if isinstance(tokenizer, str):
+        options = {"vocab_size": vocab_size} if tokenizer == BPETokenizer.name else {}
+        return get_tokenizer(tokenizer, **options)
+    if not isinstance(tokenizer, Tokenizer):
+        raise ConfigError(
+            f"tokenizer must be a name ({', '.join(TOKENIZERS)}) or a Tokenizer, "
+            f"got {type(tokenizer).__name__}"
+        )
+    return tokenizer
+
+
 class TextEncoder:
     """Text <-> ids with one tokenizer and its vocabulary.
 
@@ -156,16 +171,36 @@ class TextEncoder:
             ConfigError: an unknown tokenizer name, or an option out of range.
             DataError: a text that is not a str or not valid Unicode.
         """
-        if isinstance(tokenizer, str):
-            options = {"vocab_size": vocab_size} if tokenizer == BPETokenizer.name else {}
-            tokenizer = get_tokenizer(tokenizer, **options)
-        elif not isinstance(tokenizer, Tokenizer):
-            raise ConfigError(
-                f"tokenizer must be a name ({', '.join(TOKENIZERS)}) or a Tokenizer, "
-                f"got {type(tokenizer).__name__}"
-            )
-        fitted, vocab = tokenizer.fit(as_texts(texts), min_freq=min_freq, max_size=max_size)
+        fitted, vocab = _tokenizer(tokenizer, vocab_size).fit(
+            as_texts(texts), min_freq=min_freq, max_size=max_size
+        )
         return cls(fitted, vocab)
+
+    @classmethod
+    def build_stream(
+        cls,
+        chunks: Iterable[str],
+        tokenizer: str | Tokenizer = "basic_english",
+        min_freq: int = 1,
+        max_size: int | None = None,
+        vocab_size: int = 8000,
+    ) -> TextEncoder:
+        """As `build`, over one text read in chunks, holding one chunk at a time.
+
+        For corpora larger than memory: `char` and word tokenizers count tokens chunk by chunk,
+        `bpe` trains through `tokenizers`' `train_from_iterator`. Each chunk must end where a
+        token may end (`rnnkit.text.token_file.Corpus.chunks` cuts them so), so the vocabulary
+        is the one `build([whole_text])` learns.
+
+        Args:
+            chunks: consecutive pieces of the training text.
+            tokenizer, min_freq, max_size, vocab_size: as in `build`.
+
+        Raises:
+            ConfigError: an unknown tokenizer name, or an option out of range.
+            DataError: a chunk that is not a str or not valid Unicode.
+        """
+        return cls(*_tokenizer(tokenizer, vocab_size).fit_stream(chunks, min_freq, max_size))
 
     # -- properties -------------------------------------------------------------------------------
 
@@ -324,6 +359,11 @@ class TextEncoder:
             DataError: the file cannot be read, is not JSON, or a key is missing or malformed.
         """
         return cls.from_dict(read_json(path), source=path)
+
+    def sha256(self) -> str:
+        """Hex sha256 of the encoder's JSON (keys sorted): equal encoders, equal hashes."""
+        text = json.dumps(self.to_dict(), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def __eq__(self, other: object) -> bool:
         return (

@@ -14,8 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import signal
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -27,9 +30,12 @@ from rnnkit.errors import ConfigError, RnnkitError
 from rnnkit.io import atomic_write_text
 from rnnkit.model_file import split_aliases
 from rnnkit.run_folder import Files
+from rnnkit.training import distributed
 from rnnkit.training.checkpoint import (
     load_checkpoint,
     load_weights_file,
+    rank_state,
+    restore_rank_state,
     save_checkpoint,
     save_state,
 )
@@ -70,7 +76,11 @@ class TrainConfig:
             weights, `metrics.jsonl`, the resume checkpoint); it always is after the first and
             the last epoch. On a tiny series an epoch takes milliseconds and saving after each
             one took as long as the training; a crash loses at most this much work. 0 saves
-            after every epoch.
+            after every epoch. Checked before every step, so a long epoch is saved part-way.
+        checkpoint_every: also save every this many optimizer steps (None: by time alone).
+            A checkpoint written inside an epoch holds the batch position, the RNG states of
+            every rank and any state the objective carries, so `--resume` continues exactly
+            where it was: the weights end bitwise equal to an uninterrupted run on CPU.
     """
 
     epochs: int = 10
@@ -87,6 +97,7 @@ class TrainConfig:
     patience: int | None = 3
     max_minutes: float | None = None
     checkpoint_seconds: float = 30.0
+    checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -103,6 +114,15 @@ class TrainConfig:
             raise ConfigError(f"clip_norm must be positive or none, got {self.clip_norm}")
         if self.max_minutes is not None and not self.max_minutes > 0:
             raise ConfigError(f"max_minutes must be positive or none, got {self.max_minutes}")
+        if self.checkpoint_every is not None and (
+            isinstance(self.checkpoint_every, bool)
+            or not isinstance(self.checkpoint_every, int)
+            or self.checkpoint_every < 1
+        ):
+            raise ConfigError(
+                f"checkpoint_every must be a whole number of steps >= 1 or none, got "
+                f"{self.checkpoint_every!r}"
+            )
         if not self.checkpoint_seconds >= 0:
             raise ConfigError(
                 f"checkpoint_seconds must be 0 or more, got {self.checkpoint_seconds}"
@@ -199,55 +219,100 @@ def fit(
 ) -> FitResult:
     """Train `model` on `objective`; with `run_dir`, save metrics, best weights and checkpoints.
 
+    Under `torchrun` with several processes, each rank trains on its shard of every step's
+    batches (the loader's `batch_sampler.shard(world_size, rank)`) through PyTorch's
+    `DistributedDataParallel`; validation runs once, on rank 0, over all of the validation data
+    and its metrics go to every rank, so early stopping decides alike; rank 0 alone writes.
+
     Args:
         model: any module; the objective knows how to call it.
-        objective: supplies the loss, the evaluation and the metric to monitor.
-        train_loader: iterable of batches (with `.to(device)`); if its `batch_sampler` has
-            `set_epoch`, it is called each epoch so shuffling differs per epoch but not per run.
+        objective: supplies the loss, the evaluation and the metric to monitor; one that
+            carries state between steps (truncated BPTT) may expose it as tensors through
+            `carried_state()` / `load_carried_state(tensors)` so a resume is exact.
+        train_loader: iterable of batches (with `.to(device)`); its `batch_sampler` may have
+            `set_epoch(e)` (a new plan each epoch, the same on every run), `start_at(k)` (the
+            next pass begins at batch k: mid-epoch resume by index arithmetic) and
+            `shard(n, r)` (data-parallel: rank r of n; the same batch count on every rank).
         val_loader: batches for `objective.evaluate` after each epoch.
         config: optimisation settings.
         run_dir: where to write metrics.jsonl, model.safetensors and checkpoints/.
         callbacks: progress bars, unfreezing schedules, custom stops.
-        resume: continue from `run_dir/checkpoints/last.safetensors`.
+        resume: continue from `run_dir/checkpoints/last.safetensors` (or the previous one),
+            at the epoch and batch where it was written.
 
     Returns:
         A `FitResult`; `model` holds the best weights on return.
 
     Raises:
         TrainingError: the loss became NaN or infinite (names the epoch, step and value).
+        Interrupted: SIGTERM arrived; a checkpoint was written first.
     """
-    device = resolve_device(config.device)
+    device = distributed.device_for(resolve_device(config.device))
     precision = resolve_precision(config.precision, device)
+    world = distributed.setup(device)
     run_path = Path(run_dir) if run_dir is not None else None
     last_ckpt = run_path / Files.CHECKPOINT if run_path else None
     if resume and last_ckpt is None:
         raise ConfigError("resume needs a run directory with checkpoints/last.safetensors")
 
-    torch.manual_seed(config.seed)
+    # each rank draws its own dropout masks; rank 0 of one process is seeded as it always was
+    torch.manual_seed(config.seed + world.rank)
     model.to(device)
+    flatten_rnn_weights(model)
+    sampler = getattr(train_loader, "batch_sampler", None)
+    if world.distributed:
+        if not hasattr(sampler, "shard"):
+            raise ConfigError(
+                f"{type(train_loader).__name__} batches cannot be split across processes "
+                "(no batch_sampler.shard); train this one in a single process"
+            )
+        sampler.shard(world.world_size, world.rank)
     optimizer = make_optimizer(model, config, device)
     scaler = torch.amp.GradScaler(device.type, enabled=precision.uses_grad_scaler)
     steps_per_epoch = len(train_loader)
     if steps_per_epoch == 0:
         raise ConfigError("the training data makes no batches (is the training split empty?)")
     state = TrainState(0, config.epochs, 0, steps_per_epoch * config.epochs, steps_per_epoch)
-    records: list[dict[str, Any]] = []
+    progress = _Progress(config)
     start_epoch, stale, stopped_early = 1, 0, False
+    records: list[dict[str, Any]] = []
     spent_before = 0.0  # training seconds of the run before a resume (for max_minutes)
+    best_weights: dict[str, Tensor] | None = None  # a copy of the best epoch's weights
+    best_unsaved = False  # improved since the run folder was last written
 
     if resume:
         assert last_ckpt is not None
-        info = load_checkpoint(last_ckpt, model, optimizer)
+        restored = load_checkpoint(
+            last_ckpt, model, optimizer, rank=world.rank, world_size=world.world_size
+        )
+        info = restored.info
         if info["config"] != _config_key(config):
             raise ConfigError(
                 "cannot resume: training settings differ from the checkpoint's "
                 f"({info['config']} vs {_config_key(config)})"
             )
         start_epoch = info["epoch"] + 1
+        progress.position = int(info.get("position", 0))
+        progress.totals = tuple(info.get("totals", (0.0, 0, 0)))  # type: ignore[assignment]
         state.step, state.best, state.best_epoch = info["step"], info["best"], info["best_epoch"]
         stale, records = info["stale"], info["records"]
         spent_before = float(info.get("train_seconds", 0.0))
-        logger.info("resuming after epoch %d (step %d)", info["epoch"], state.step)
+        if info.get("scaler") and scaler.is_enabled():
+            scaler.load_state_dict(info["scaler"])
+        progress.pending = restored.rank_state
+        if progress.position == 0:  # captured at an epoch's end, before the next one began
+            progress.restore(objective, device)
+        if restored.best is not None:
+            best_weights, best_unsaved = restored.best, True
+        flatten_rnn_weights(model)
+        logger.info(
+            "resuming from %s: epoch %d, batch %d of %d (step %d)",
+            restored.path.name,
+            start_epoch,
+            progress.position,
+            steps_per_epoch,
+            state.step,
+        )
 
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -259,72 +324,38 @@ def fit(
         precision.name,
         steps_per_epoch,
     )
+    if world.distributed:
+        logger.info(
+            "data-parallel: %d processes x batch %d = effective batch %d at lr %g "
+            "(the learning rate is not scaled with the batch)",
+            world.world_size,
+            config.batch_size,
+            world.world_size * config.batch_size,
+            config.lr,
+        )
     for cb in callbacks:
         cb.on_train_begin(state)
     started = time.perf_counter() - spent_before
     budget = Budget(started, config.max_minutes)
-    saved_at = time.perf_counter()  # when the run folder was last brought up to date
-    best_weights: dict[str, Tensor] | None = None  # improved weights not yet written
-    for epoch in range(start_epoch, config.epochs + 1):
-        state.epoch = epoch
-        sampler = getattr(train_loader, "batch_sampler", None)
-        if hasattr(sampler, "set_epoch"):
-            sampler.set_epoch(epoch)
-        for cb in callbacks:
-            cb.on_epoch_begin(state)
-        train_loss = _train_epoch(
-            model,
-            objective,
-            train_loader,
-            optimizer,
-            scaler,
-            precision,
-            config,
-            state,
-            callbacks,
-            budget,
-        )
-        ctx = EvalContext(device, precision)
-        metrics = objective.evaluate(model, val_loader, ctx)
-        record = {
-            "epoch": epoch,
-            "step": state.step,
-            "lr": state.lr,
-            "train_loss": train_loss,
-            **{f"val_{k}": v for k, v in metrics.items()},
-            # training throughput of this epoch's steps (evaluation excluded), in the batches'
-            # own unit: tokens (text) or windows (series); `rnnkit compare` reports it
-            "tokens_per_second": round(state.tokens_per_second, 1),
-            "seconds": round(time.perf_counter() - started, 3),
-        }
-        records.append(record)
-        state.metrics = metrics
-        value = metrics[objective.monitor]
-        if _improved(value, state.best, objective.monitor_mode):
-            state.best, state.best_epoch, stale = value, epoch, 0
-            if run_path is not None:  # kept in memory until the next save (see below)
-                unique, _ = split_aliases(model.state_dict())  # ties re-made on load
-                best_weights = {k: v.detach().to("cpu", copy=True) for k, v in unique.items()}
-        else:
-            stale += 1
-        logger.debug("epoch %d: %s", epoch, json.dumps(record))
-        for cb in callbacks:
-            cb.on_epoch_end(state)
-        stopped_early = config.patience is not None and stale >= config.patience
-        last = stopped_early or state.stop or budget.spent() or epoch == config.epochs
-        due = time.perf_counter() - saved_at >= config.checkpoint_seconds
-        if run_path is not None and (last or due or epoch == start_epoch):
-            # Best weights, records and checkpoint move together, so a resume never pairs
-            # new counters with old weights.
+    progress.saved(state.step)
+    trained = _Replicas(model, world, device)
+
+    def save(epoch_done: int, position: int) -> None:
+        """Bring the run folder up to date: best weights, records, checkpoint, together."""
+        nonlocal best_unsaved
+        carried = objective.carried_state() if hasattr(objective, "carried_state") else None
+        blobs = distributed.all_gather_bytes(rank_state(carried))
+        if world.is_main and run_path is not None:
             run_path.mkdir(parents=True, exist_ok=True)
-            if best_weights is not None:
+            if best_unsaved and best_weights is not None:
                 save_state(best_weights, run_path / Files.WEIGHTS)
-                best_weights = None
             atomic_write_text(
                 run_path / Files.RECORDS, "".join(json.dumps(r) + "\n" for r in records)
             )
             info = {
-                "epoch": epoch,
+                "epoch": epoch_done,
+                "position": position,
+                "totals": list(progress.totals),
                 "step": state.step,
                 "best": state.best,
                 "best_epoch": state.best_epoch,
@@ -332,22 +363,100 @@ def fit(
                 "records": records,
                 "config": _config_key(config),
                 "train_seconds": time.perf_counter() - started,
+                "scaler": scaler.state_dict() if scaler.is_enabled() else {},
             }
             assert last_ckpt is not None
-            save_checkpoint(last_ckpt, model, optimizer, info)
-            saved_at = time.perf_counter()
-        if stopped_early:
-            logger.info("no %s improvement for %d epochs: stopping", objective.monitor, stale)
-            break
-        if state.stop:
-            break
-        if budget.spent():
-            logger.info("time budget of %g minutes spent: stopping", config.max_minutes)
-            break
+            save_checkpoint(last_ckpt, model, optimizer, info, best=best_weights, ranks=blobs)
+        best_unsaved = False
+        progress.saved(state.step)
+        distributed.barrier()  # the others read model.safetensors only once it is whole
+
+    with _sigterm_flag() as sigterm:
+        for epoch in range(start_epoch, config.epochs + 1):
+            state.epoch = epoch
+            if hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)
+            if progress.position and hasattr(sampler, "start_at"):
+                sampler.start_at(progress.position)
+            elif progress.position:
+                raise ConfigError(
+                    f"cannot resume mid-epoch: {type(train_loader).__name__} has no "
+                    "batch_sampler.start_at"
+                )
+            for cb in callbacks:
+                cb.on_epoch_begin(state)
+            trained.refresh()  # a callback may have frozen or thawed parameters
+            train_loss = _train_epoch(
+                trained.module,
+                objective,
+                train_loader,
+                optimizer,
+                scaler,
+                precision,
+                config,
+                state,
+                callbacks,
+                budget,
+                progress,
+                sigterm,
+                lambda position, e=epoch: save(e - 1, position),
+                run_path is not None,
+            )
+            ctx = EvalContext(device, precision)
+            metrics = _evaluate_once(objective, model, val_loader, ctx)
+            record = {
+                "epoch": epoch,
+                "step": state.step,
+                "lr": state.lr,
+                "train_loss": train_loss,
+                **{f"val_{k}": v for k, v in metrics.items()},
+                # training throughput of this epoch's steps (evaluation excluded), in the
+                # batches' own unit: tokens (text) or windows (series), of all ranks together;
+                # `rnnkit compare` reports it
+                "tokens_per_second": round(state.tokens_per_second, 1),
+                "seconds": round(time.perf_counter() - started, 3),
+            }
+            records.append(record)
+            state.metrics = metrics
+            value = metrics[objective.monitor]
+            if _improved(value, state.best, objective.monitor_mode):
+                state.best, state.best_epoch, stale = value, epoch, 0
+                if run_path is not None:  # written at the next save (see below)
+                    unique, _ = split_aliases(model.state_dict())  # ties re-made on load
+                    best_weights = {k: v.detach().to("cpu", copy=True) for k, v in unique.items()}
+                    best_unsaved = True
+            else:
+                stale += 1
+            logger.debug("epoch %d: %s", epoch, json.dumps(record))
+            for cb in callbacks:
+                cb.on_epoch_end(state)
+            stopped_early = config.patience is not None and stale >= config.patience
+            # clocks and signals differ between ranks: act on what any of them saw
+            fraction, due, interrupted = progress.agree(
+                sigterm.seen, progress.due(state.step), budget.fraction()
+            )
+            spent = fraction is not None and fraction >= 1.0
+            last = stopped_early or state.stop or spent or epoch == config.epochs
+            due = due or interrupted
+            if run_path is not None and (last or due or epoch == start_epoch):
+                # Best weights, records and checkpoint move together, so a resume never pairs
+                # new counters with old weights.
+                save(epoch, 0)
+            if interrupted and not last:
+                raise Interrupted(epoch + 1, 0, state.step, run_path)
+            if stopped_early:
+                logger.info("no %s improvement for %d epochs: stopping", objective.monitor, stale)
+                break
+            if state.stop:
+                break
+            if spent:
+                logger.info("time budget of %g minutes spent: stopping", config.max_minutes)
+                break
     for cb in callbacks:
         cb.on_train_end(state)
     if run_path is not None and (run_path / Files.WEIGHTS).is_file():
         load_weights_file(model, run_path / Files.WEIGHTS, device=str(device))
+        flatten_rnn_weights(model)
     return FitResult(
         records,
         state.best,
@@ -357,6 +466,147 @@ def fit(
         precision.name,
         str(device),
     )
+
+
+class Interrupted(TrainingError):
+    """SIGTERM stopped training; the run folder holds a checkpoint at the step it stopped."""
+
+    def __init__(self, epoch: int, position: int, step: int, run_dir: Path | None) -> None:
+        where = f" in {run_dir}" if run_dir is not None else ""
+        super().__init__(
+            f"stopped by SIGTERM at epoch {epoch}, batch {position} (step {step}); a checkpoint "
+            f"was written{where}: continue with --resume (under torchrun --max-restarts a "
+            "restart resumes by itself)"
+        )
+
+
+def flatten_rnn_weights(model: nn.Module) -> None:
+    """Put each cuDNN RNN's weights back in one contiguous block after a move or a load.
+
+    cuDNN runs an RNN on one flat weight buffer; `.to("cuda")` and `load_state_dict` leave the
+    parameters apart, and PyTorch then copies them together on every call (with a warning).
+    A no-op on CPU.
+    """
+    if not any(p.is_cuda for p in model.parameters()):
+        return
+    for module in model.modules():
+        if isinstance(module, nn.RNNBase):
+            module.flatten_parameters()
+
+
+class _Replicas:
+    """The module the training steps call: the model itself, or its DDP wrapper under torchrun.
+
+    DDP registers the parameters that require a gradient when it is built; a callback that
+    thaws layers (gradual unfreezing) changes that set, so the wrapper is rebuilt then.
+    """
+
+    def __init__(self, model: nn.Module, world: distributed.World, device: torch.device):
+        self.model, self.world, self.device = model, world, device
+        self.module: nn.Module = model
+        self._trainable: tuple[bool, ...] | None = None
+
+    def refresh(self) -> None:
+        if not self.world.distributed:
+            return
+        trainable = tuple(p.requires_grad for p in self.model.parameters())
+        if trainable == self._trainable:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.module = DistributedDataParallel(self.model, device_ids=ids)
+        self._trainable = trainable
+
+
+def _evaluate_once(
+    objective: Objective, model: nn.Module, loader: Any, ctx: EvalContext
+) -> dict[str, float]:
+    """The objective's validation metrics, computed on rank 0 alone and given to every rank.
+
+    Evaluating the whole validation set in one place counts no example twice (a sharded
+    evaluation would repeat examples to even out the ranks) and gives exactly the numbers a
+    single process gives; macro-F1 or MASE do not decompose into per-rank sums anyway.
+    """
+    if not distributed.active():
+        return objective.evaluate(model, loader, ctx)
+    payload = b""
+    if distributed.is_main_process():
+        payload = json.dumps(objective.evaluate(model, loader, ctx)).encode()
+    return json.loads(distributed.broadcast_bytes(payload))
+
+
+@dataclass
+class _Progress:
+    """Where the epoch in progress stands and when the run folder was last written."""
+
+    config: TrainConfig
+    position: int = 0  # batches of the current epoch already trained (resume point)
+    totals: tuple[float, int, int] = (0.0, 0, 0)  # this epoch's loss sum, batches, tokens
+    saved_at: float = 0.0
+    saved_step: int = 0
+    pending: bytes | None = None  # a resumed rank's RNG and carried state, not yet restored
+
+    def restore(self, objective: Objective, device: torch.device) -> None:
+        """Put back the RNG states and the objective's carried state read from a checkpoint."""
+        if self.pending is None:
+            return
+        carried = restore_rank_state(self.pending)
+        self.pending = None
+        if carried and hasattr(objective, "load_carried_state"):
+            objective.load_carried_state({k: v.to(device) for k, v in carried.items()})
+
+    def due(self, step: int, *, mid_epoch: bool = False) -> bool:
+        """Whether a checkpoint is due by this process's clock or step count.
+
+        `checkpoint_seconds=0` means "after every epoch", not "after every step".
+        """
+        every, seconds = self.config.checkpoint_every, self.config.checkpoint_seconds
+        if every is not None and step - self.saved_step >= every:
+            return True
+        if mid_epoch and seconds == 0:
+            return False
+        return time.perf_counter() - self.saved_at >= seconds
+
+    def saved(self, step: int) -> None:
+        self.saved_at, self.saved_step = time.perf_counter(), step
+
+    @staticmethod
+    def agree(sigterm: bool, due: bool, fraction: float | None = None) -> tuple:
+        """(fraction, due, sigterm) as every rank will act on them: the maximum over ranks."""
+        if not distributed.active():
+            return fraction, due, sigterm
+        f, d, t = distributed.all_reduce_max(
+            [-1.0 if fraction is None else fraction, float(due), float(sigterm)]
+        )
+        return (None if fraction is None else f), bool(d), bool(t)
+
+
+class _SigtermFlag:
+    seen = False
+
+
+@contextmanager
+def _sigterm_flag() -> Iterator[_SigtermFlag]:
+    """Note SIGTERM instead of dying at once, so the loop can checkpoint and stop cleanly.
+
+    Only the main thread can take signals; elsewhere (a server's worker thread) SIGTERM keeps
+    its default meaning.
+    """
+    flag = _SigtermFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def note(signum: int, frame: Any) -> None:
+        del signum, frame
+        flag.seen = True
+
+    previous = signal.signal(signal.SIGTERM, note)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def make_optimizer(
@@ -410,16 +660,39 @@ def _train_epoch(
     state: TrainState,
     callbacks: Sequence[Callback],
     budget: Budget,
+    progress: _Progress,
+    sigterm: _SigtermFlag,
+    save: Callable[[int], None],
+    saving: bool,
 ) -> float:
+    """One epoch's steps from `progress.position` on; returns the epoch's mean training loss.
+
+    Before each step the ranks agree (one small all-reduce under torchrun) on the budget's
+    fraction, whether a checkpoint is due and whether SIGTERM arrived; a checkpoint written
+    here records the batch position, so a resume starts at the next batch.
+    """
     model.train()
-    total, count, tokens = 0.0, 0, 0
+    total, count, tokens = progress.totals
+    position = progress.position
+    progress.position, progress.totals = 0, (0.0, 0, 0)
     tick = time.perf_counter()
-    for batch in loader:
-        step = state.step
+    measured = 0
+    batches = iter(loader)  # a DataLoader draws its base seed from torch's generator here
+    progress.restore(objective, next(model.parameters()).device)  # a mid-epoch resume's state
+    for batch in batches:
         fraction = budget.fraction()
+        due = saving and position > 0 and progress.due(state.step, mid_epoch=True)
+        fraction, due, interrupted = progress.agree(sigterm.seen, due, fraction)
+        if fraction is not None and fraction >= 1.0:
+            break
+        if (due or interrupted) and saving:
+            progress.totals = (total, count, tokens)
+            save(position)
+            progress.totals = (0.0, 0, 0)
+        if interrupted:
+            raise Interrupted(state.epoch, position, state.step, None)
+        step = state.step
         if fraction is not None:  # the schedule runs on time: the budget is the whole run
-            if fraction >= 1.0:
-                break
             step = min(int(fraction * state.total_steps), state.total_steps - 1)
         factor = lr_factor(config.schedule, step, state.total_steps, config.warmup_fraction)
         for group in optimizer.param_groups:
@@ -442,12 +715,17 @@ def _train_epoch(
         scaler.step(optimizer)
         scaler.update()
         state.step += 1
+        position += 1
         total += value
         count += 1
         tokens += _num_tokens(batch)
+        measured += _num_tokens(batch)
         state.loss = total / count
         state.lr = config.lr * factor
-        state.tokens_per_second = tokens / max(time.perf_counter() - tick, 1e-9)
+        state.tokens_per_second = measured / max(time.perf_counter() - tick, 1e-9)
         for cb in callbacks:
             cb.on_step(state)
+    if distributed.active():  # the epoch's loss and throughput over every rank's batches
+        total, count, measured = distributed.all_reduce_sum([total, count, measured])
+        state.tokens_per_second = measured / max(time.perf_counter() - tick, 1e-9)
     return total / max(count, 1)

@@ -14,4 +14,6 @@ TRAIN_OPTIONS: dict[str, str] = {
     "seed": "train.seed",
     "precision": "train.precision",
     "device": "train.device",
+    "checkpoint_every": "train.checkpoint_every",
+    "checkpoint_seconds": "train.checkpoint_seconds",
 }

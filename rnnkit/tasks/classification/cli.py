@@ -91,6 +91,8 @@ def cmd_train_classifier(args: argparse.Namespace) -> int:
     out = run_folder(args, config.data.data, config.model.cell)
     bar = ProgressBar(config.monitor, disable=args.quiet)
     run = train_classifier(config, out, callbacks=[bar], resume=args.resume)
+    if run is None:  # a torchrun rank other than 0: rank 0 prints and writes
+        return 0
     m = run.test_metrics
     print(
         f"test accuracy {m['accuracy']:.4f}, macro-F1 {m['macro_f1']:.4f} on {m['n']} texts; "

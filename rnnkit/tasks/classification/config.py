@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rnnkit.config import MAX_TOKENS, check_range, check_seeds, check_text_data
 from rnnkit.models.classifier import ClassifierConfig
 from rnnkit.tasks.classification.transfer import TransferConfig
 from rnnkit.training import TrainConfig
@@ -46,6 +47,10 @@ class TextDataConfig:
     test: float = 0.1
     split_seed: int = 0
 
+    def __post_init__(self) -> None:
+        check_text_data(self, "data")
+        check_range("data.max_length", self.max_length, 1, MAX_TOKENS, "tokens", optional=True)
+
 
 @dataclass(frozen=True)
 class EmbeddingsConfig:
@@ -65,6 +70,9 @@ class EmbeddingsConfig:
     freeze: bool = True
     unfreeze_after: int | None = 2
 
+    def __post_init__(self) -> None:
+        check_range("embeddings.unfreeze_after", self.unfreeze_after, 0, 10**6, "epochs", True)
+
 
 @dataclass(frozen=True)
 class ClassificationRunConfig:
@@ -81,6 +89,9 @@ class ClassificationRunConfig:
     transfer: TransferConfig = field(default_factory=TransferConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     monitor: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
+
+    def __post_init__(self) -> None:
+        check_seeds(self)
 
 
 #: the name before the task packages (issue 13); kept for code that imports it.

@@ -36,6 +36,7 @@ from rnnkit.tasks.classification.predictor import ClassifierPredictor
 from rnnkit.tasks.classification.report import write_outputs as _write_outputs
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, FitResult, fit
+from rnnkit.training.distributed import is_main_process
 from rnnkit.training.precision import resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -66,17 +67,22 @@ class ClassifierRun:
     predictor: ClassifierPredictor
 
 
+@run_folder.claims_run_dir
 def train_classifier(
     config: ClassificationRunConfig,
     run_dir: str | Path,
     *,
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
-) -> ClassifierRun:
-    """Train, evaluate and save a text classifier; see the module docstring for the steps."""
+) -> ClassifierRun | None:
+    """Train, evaluate and save a text classifier; see the module docstring for the steps.
+
+    Under torchrun, every rank trains and rank 0 alone evaluates and writes; the other ranks
+    return None.
+    """
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    run_folder.check_run_dir(run_dir, to_dict(config), resume)
+    resume = run_folder.check_run_dir(run_dir, to_dict(config), resume)
     data_cfg = config.data
     dataset = load_texts(data_cfg)
     splits = dataset.split(
@@ -159,7 +165,7 @@ def train_classifier(
     val_loader = make_loader(val_ids, val_y, bs, shuffle=False, seed=seed, pad_id=pad)
     test_loader = make_loader(test_ids, test_y, bs, shuffle=False, seed=seed, pad_id=pad)
 
-    if not resume:
+    if not resume and is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         text_encoder.save(run_dir / Files.TOKENIZER)
         run_folder.write_config(
@@ -194,6 +200,8 @@ def train_classifier(
         callbacks=all_callbacks,
         resume=resume,
     )
+    if not is_main_process():
+        return None  # rank 0 evaluates on the test split and writes the outputs
     device = torch.device(result.device)
     # Test metrics in fp32 whatever the training precision: the numbers `rnnkit evaluate` and a
     # served (fp32) model reproduce; under bf16 autocast the probabilities move in the 3rd digit.

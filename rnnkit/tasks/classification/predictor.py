@@ -43,18 +43,30 @@ class ClassifierPredictor:
         try:
             model_cfg = from_dict(ClassifierConfig, config["model"])
             run_cfg = from_dict(ClassificationRunConfig, config["config"])
-            classes = list(config["classes"])
+            classes = config["classes"]
         except KeyError as exc:
             raise DataError(f"missing key {exc}", path=run_dir / Files.CONFIG) from None
         except ConfigError as exc:
             raise DataError(str(exc), path=run_dir / Files.CONFIG) from None
+        if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+            raise DataError(
+                f"expected a list of class labels (strings), got {str(classes)[:80]}",
+                path=run_dir / Files.CONFIG,
+                column="classes",
+            )
+        if len(set(classes)) != len(classes):
+            raise DataError(
+                "a class label is listed twice", path=run_dir / Files.CONFIG, column="classes"
+            )
         if len(classes) != model_cfg.num_classes:
             raise DataError(
                 f"{len(classes)} classes listed but the model has {model_cfg.num_classes} outputs",
                 path=run_dir / Files.CONFIG,
                 column="classes",
             )
-        encoder = run_folder.load_text_encoder(run_dir, model_cfg.vocab_size)
+        encoder = run_folder.load_text_encoder(
+            run_dir, model_cfg.vocab_size, run_cfg.data.tokenizer
+        )
         model = TextClassifier(model_cfg)
         run_folder.load_weights(model, run_dir)
         return cls(model, encoder, classes, run_cfg.data.max_length, device)

@@ -18,6 +18,7 @@ one; MAE and RMSE are in each series' own units):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,13 +39,21 @@ METHODS = ("model", "naive", "seasonal_naive")
 def mase_scale(history: np.ndarray, season: int) -> np.ndarray:
     """(K,) in-sample MAE of the seasonal-naive forecast on `history` (N, K); m=1 if too short.
 
-    A flat history (scale 0) gets 1, so MASE falls back to the MAE rather than dividing by 0.
+    A flat history (scale 0) gets NaN: MASE is undefined there (it would divide by 0), and
+    `point_metrics` reports it as None with the reason rather than a misleading 0 or MAE.
     """
     m = season if len(history) > season else 1
     if len(history) <= m:
         return np.ones(history.shape[1])
     scale = np.abs(history[m:] - history[:-m]).mean(axis=0)
-    return np.where(scale > 0, scale, 1.0)
+    return np.where(scale > 0, scale, np.nan)
+
+
+#: why a series' MASE (and scaled pinball loss) is None.
+MASE_UNDEFINED = (
+    "undefined: the history before the test span is flat (its seasonal-naive error is 0, the "
+    "MASE denominator)"
+)
 
 
 def point_metrics(
@@ -53,7 +62,7 @@ def point_metrics(
     scale: float,
     lower: np.ndarray | None = None,
     upper: np.ndarray | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """MAE, RMSE, sMAPE, MASE (and coverage, pinball) of forecasts of one series and target.
 
     Args:
@@ -67,18 +76,20 @@ def point_metrics(
     denom = np.abs(actual) + np.abs(point)
     ratio = np.divide(np.abs(err), denom, out=np.zeros_like(denom), where=denom > 0)
     mae = float(np.abs(err).mean())
-    out = {
+    defined = bool(np.isfinite(scale) and scale > 0)
+    out: dict[str, Any] = {
         "mae": mae,
         "rmse": float(np.sqrt((err**2).mean())),
         "smape": float(200 * ratio.mean()),
-        "mase": mae / float(scale),
+        "mase": mae / float(scale) if defined else None,
     }
     if lower is not None and upper is not None:
         out["coverage"] = float(((actual >= lower) & (actual <= upper)).mean())
         levels = ((0.1, lower), (0.5, point), (0.9, upper))
-        out["pinball"] = float(
-            np.mean([_pinball(actual, pred, q) for q, pred in levels]) / float(scale)
-        )
+        pinball = float(np.mean([_pinball(actual, pred, q) for q, pred in levels]))
+        out["pinball"] = pinball / float(scale) if defined else None
+    if not defined:
+        out["mase_note"] = MASE_UNDEFINED
     return out
 
 
@@ -238,7 +249,12 @@ def summarize(
                     fc["lower"][rows, :, k] if "lower" in fc else None,
                     fc["upper"][rows, :, k] if "upper" in fc else None,
                 )
-        keys = next(iter(per_series.values())).keys()
-        summary = {key: float(np.mean([m[key] for m in per_series.values()])) for key in keys}
+        keys = [k for k in next(iter(per_series.values())) if k != "mase_note"]
+        summary: dict[str, Any] = {}
+        for key in keys:  # the mean over the series where the metric is defined
+            values = [m[key] for m in per_series.values() if m.get(key) is not None]
+            summary[key] = float(np.mean(values)) if values else None
+        if summary.get("mase") is None:
+            summary["mase_note"] = MASE_UNDEFINED
         out[method] = {**summary, "per_series": per_series}
     return out

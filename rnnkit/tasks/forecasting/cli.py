@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from rnnkit import run_folder
 from rnnkit.cli.progress import ProgressBar
+from rnnkit.io import dumps_json
 from rnnkit.tasks.forecasting.config import SUMMARY, TASK
 from rnnkit.tasks.forecasting.predictor import ForecastPredictor
 
@@ -107,6 +107,8 @@ def cmd_train_forecaster(args: argparse.Namespace) -> int:
     out = run_folder(args, config.data.data, config.model.cell)
     bar = ProgressBar("loss", disable=args.quiet)
     run = train_forecaster(config, out, callbacks=[bar], resume=args.resume)
+    if run is None:  # a torchrun rank other than 0: rank 0 prints and writes
+        return 0
     print(f"best epoch {run.fit.best_epoch}; {run.seconds:.0f} s")
     if run.backtest is not None:
         print(format_metrics(run.backtest))
@@ -114,7 +116,7 @@ def cmd_train_forecaster(args: argparse.Namespace) -> int:
     summary = {"run": str(out)}
     if run.backtest is not None:
         summary |= {m: run.backtest[m]["mase"] for m in ("model", "seasonal_naive")}
-    print(json.dumps(summary))
+    print(dumps_json(summary))
     return 0
 
 
@@ -171,7 +173,7 @@ def cmd_forecast(args: argparse.Namespace) -> int:
         if args.json:
             record = {"series": key, "time": [t.isoformat() for t in frame.index]}
             record |= {c: frame[c].round(6).tolist() for c in frame.columns}
-            print(json.dumps(record))
+            print(dumps_json(record))
         else:
             print(f"# {key}")
             print(frame.to_string(float_format=lambda v: f"{v:.4g}"))

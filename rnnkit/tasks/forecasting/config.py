@@ -5,14 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from rnnkit.config import check_range, check_seeds
 from rnnkit.errors import ConfigError
-from rnnkit.models.forecaster import ForecasterConfig
+from rnnkit.models.forecaster import MAX_HORIZON, ForecasterConfig
 from rnnkit.tasks.forecasting.windows import Baseline, default_season
 from rnnkit.training import TrainConfig
 
 TASK = "forecasting"
 #: one line for `--help` and listings.
 SUMMARY = "a recurrent time-series forecaster (one or many series, intervals, backtest)"
+#: steps of a window, season or hold-out: a year of minutes (525,600) fits.
+MAX_STEPS = 1_000_000
+#: members of a seed ensemble (each trains in full; the merged model grows with each).
+MAX_ENSEMBLE = 64
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,13 @@ class SeriesDataConfig:
     test_steps: int | None = None
     scaling: Literal["standard", "minmax", "none"] = "standard"
 
+    def __post_init__(self) -> None:
+        for name in ("validation", "test"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"data.{name} must be a share in [0, 1), got {value!r}")
+        check_range("data.test_steps", self.test_steps, 1, MAX_STEPS, "steps", optional=True)
+
 
 @dataclass(frozen=True)
 class WindowConfig:
@@ -74,6 +86,14 @@ class WindowConfig:
     baseline: Baseline = "seasonal_naive"
     min_epoch_windows: int = 2048
     backtest_stride: int = 1
+
+    def __post_init__(self) -> None:
+        # `season 0` used to fall back silently to the frequency's season; now it is refused.
+        check_range("window.horizon", self.horizon, 1, MAX_HORIZON, "a year of hourly steps")
+        check_range("window.input_length", self.input_length, 1, MAX_STEPS, "steps", True)
+        check_range("window.season", self.season, 1, MAX_STEPS, "steps", optional=True)
+        check_range("window.min_epoch_windows", self.min_epoch_windows, 1, 10**8, "windows")
+        check_range("window.backtest_stride", self.backtest_stride, 1, MAX_STEPS, "steps")
 
     def resolved(self, freq: str) -> tuple[int, int]:
         """(season, input_length) for data of frequency `freq`."""
@@ -111,3 +131,8 @@ class ForecastingRunConfig:
     # None: 5 when the training part makes fewer windows than `window.min_epoch_windows` (a
     # short series: its seed-to-seed spread is widest and each member is cheap), else 1.
     ensemble: int | None = None
+
+    def __post_init__(self) -> None:
+        # each member trains in full; past a few dozen seeds the spread stops narrowing
+        check_range("ensemble", self.ensemble, 1, MAX_ENSEMBLE, "seed ensembles", optional=True)
+        check_seeds(self)

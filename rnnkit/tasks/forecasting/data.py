@@ -22,7 +22,13 @@ from rnnkit.errors import ConfigError, DataError
 from rnnkit.io import atomic_open
 from rnnkit.tasks.forecasting.config import ForecastingRunConfig, SeriesDataConfig
 from rnnkit.tasks.forecasting.streams import StreamLoader
-from rnnkit.tasks.forecasting.windows import Scaler, SeriesLayout, StackedSeries, WindowLoader
+from rnnkit.tasks.forecasting.windows import (
+    MAX_ABS_VALUE,
+    Scaler,
+    SeriesLayout,
+    StackedSeries,
+    WindowLoader,
+)
 from rnnkit.tasks.spec import HeldOut
 
 #: windows per validation batch (a few MB of inputs even for long windows)
@@ -47,7 +53,33 @@ def load_series(config: SeriesDataConfig) -> TimeSeriesDataset:
         raise ConfigError(
             f"--data {config.data} is a {dataset.task} dataset; a forecaster needs time series"
         )
+    check_magnitudes(dataset, config.data)
     return dataset
+
+
+def check_magnitudes(dataset: TimeSeriesDataset, source: str) -> None:
+    """Refuse values beyond `MAX_ABS_VALUE`: they would train to NaN metrics and exit 0.
+
+    Raises:
+        DataError: naming the file, the series, the time (and its row within the series) and
+            the column of the first such value.
+    """
+    for key, frame in dataset.series.items():
+        for column in frame.columns:
+            if not pd.api.types.is_numeric_dtype(frame[column]):
+                continue
+            values = frame[column].to_numpy(dtype=np.float64)
+            bad = np.flatnonzero(np.abs(values) > MAX_ABS_VALUE)
+            if len(bad):
+                row = int(bad[0])
+                raise DataError(
+                    f"series {key!r} at {frame.index[row]}: {values[row]:g} is beyond "
+                    f"+-{MAX_ABS_VALUE:g}, more than a model computing in float32 can scale; "
+                    "fix or rescale the data",
+                    path=source,
+                    row=row,
+                    column=str(column),
+                )
 
 
 def layout_for(dataset: TimeSeriesDataset, config: ForecastingRunConfig) -> SeriesLayout:

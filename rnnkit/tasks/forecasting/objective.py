@@ -23,10 +23,11 @@ from torch import Tensor
 from rnnkit import run_folder
 from rnnkit.io import atomic_write_json, atomic_write_text
 from rnnkit.layout import Files
-from rnnkit.models.encoder import State, detach_state
+from rnnkit.models.encoder import State, detach_state, state_from_tensors, state_tensors
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.tasks.forecasting.streams import StreamBatch
 from rnnkit.training import Callback, EvalContext, FitResult, TrainConfig, fit
+from rnnkit.training.distributed import is_main_process
 from rnnkit.training.precision import eval_mode
 
 logger = logging.getLogger(__name__)
@@ -55,12 +56,20 @@ class ForecastingObjective:
     def __init__(self) -> None:
         self.state: State | None = None
 
+    def carried_state(self) -> dict[str, Tensor]:
+        """The stream state carried into the next window, for a checkpoint inside an epoch."""
+        return state_tensors(self.state)
+
+    def load_carried_state(self, tensors: dict[str, Tensor]) -> None:
+        self.state = state_from_tensors(tensors)
+
     def compute_loss(self, model: torch.nn.Module, batch: Any) -> Tensor:
         params, target, state = forward_batch(model, batch, self.state)  # type: ignore[arg-type]
         self.state = detach_state(state)
         if target.numel() == 0:  # a window of ragged stream ends only: nothing to score
             return params.sum() * 0.0
-        return model.loss(params.float(), target)
+        forecaster = getattr(model, "module", model)  # under torchrun, DDP wraps the model
+        return forecaster.loss(params.float(), target)
 
     def evaluate(self, model: torch.nn.Module, loader: Any, ctx: EvalContext) -> dict[str, float]:
         total, mae, count = 0.0, 0.0, 0
@@ -175,9 +184,10 @@ def train_members(
                 member_config,
                 run_dir=folder,
                 callbacks=callbacks,
-                resume=resume and (folder / Files.CHECKPOINT).is_file(),
+                resume=resume and run_folder.has_checkpoint(folder),
             )
-            atomic_write_json(done, asdict(result))
+            if is_main_process():
+                atomic_write_json(done, asdict(result))
         logger.info("ensemble member %d/%d: best epoch %s", j + 1, members, result.best_epoch)
         trained.append(model.eval())
         records += [
@@ -186,7 +196,8 @@ def train_members(
         offset += result.records[-1]["seconds"] if result.records else 0.0
         seconds += result.seconds
         best_epochs.append(result.best_epoch)
-    atomic_write_text(run_dir / Files.RECORDS, "".join(json.dumps(r) + "\n" for r in records))
+    if is_main_process():
+        atomic_write_text(run_dir / Files.RECORDS, "".join(json.dumps(r) + "\n" for r in records))
     merged = merge_forecasters(trained)
     last = result
     return merged, FitResult(

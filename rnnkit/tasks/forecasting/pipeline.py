@@ -53,6 +53,7 @@ from rnnkit.tasks.forecasting.objective import (
 from rnnkit.tasks.forecasting.predictor import ForecastPredictor
 from rnnkit.tasks.forecasting.windows import Scaler
 from rnnkit.training import Callback, FitResult, fit
+from rnnkit.training.distributed import is_main_process
 
 __all__ = [
     "ForecastingRunConfig",
@@ -133,6 +134,7 @@ class ForecasterRun:
     predictor: Any  # ForecastPredictor
 
 
+@run_folder.claims_run_dir
 def train_forecaster(
     config: ForecastingRunConfig,
     run_dir: str | Path,
@@ -140,8 +142,11 @@ def train_forecaster(
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
     dataset: TimeSeriesDataset | None = None,
-) -> ForecasterRun:
+) -> ForecasterRun | None:
     """Train, backtest and save a forecaster; see the module docstring for the steps.
+
+    Under torchrun, every rank trains and rank 0 alone backtests and writes; the other ranks
+    return None.
 
     Args:
         config: the run configuration.
@@ -154,7 +159,7 @@ def train_forecaster(
 
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    run_folder.check_run_dir(run_dir, to_dict(config), resume)
+    resume = run_folder.check_run_dir(run_dir, to_dict(config), resume)
     prep = prepare(config, dataset)
     layout = prep.layout
     model_cfg = replace(
@@ -195,7 +200,7 @@ def train_forecaster(
         count_origins(train_loader),
         count_origins(val_loader),
     )
-    if not resume:
+    if not resume and is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         run_folder.write_config(
             run_dir,
@@ -244,6 +249,8 @@ def train_forecaster(
             callbacks=callbacks,
             resume=resume,
         )
+    if not is_main_process():
+        return None  # rank 0 calibrates, backtests and writes the outputs
     interval = calibrate_intervals(model, val_loader)
     if interval is not None:
         logger.info("80%% interval widened x%s on validation windows", interval)

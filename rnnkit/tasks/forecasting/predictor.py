@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.run_folder import Files
 from rnnkit.tasks.forecasting.streaming import StepForecast, StreamingForecaster
 from rnnkit.tasks.forecasting.windows import (
+    MAX_ABS_VALUE,
     Scaler,
     SeriesLayout,
     base_offsets,
@@ -71,11 +73,12 @@ class ForecastPredictor:
             run_cfg = from_dict(ForecastingRunConfig, config["config"])
             layout = from_dict(SeriesLayout, config["layout"])
             scaler = Scaler.from_dict(config["scaler"])
-            input_length = int(config["input_length"])
+            input_length = config["input_length"]
         except KeyError as exc:
             raise DataError(f"missing key {exc}", path=path) from None
         except ConfigError as exc:
             raise DataError(str(exc), path=path) from None
+        _check_saved(path, model_cfg, layout, scaler, input_length)
         model = Forecaster(model_cfg)
         run_folder.load_weights(model, run_dir)
         return cls(model, layout, scaler, input_length, run_cfg.window, device)
@@ -115,7 +118,9 @@ class ForecastPredictor:
         return out
 
     def _check_horizon(self, horizon: int | None) -> int:
-        horizon = horizon or self.horizon
+        horizon = self.horizon if horizon is None else horizon  # 0 is refused, not "all"
+        if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer):
+            raise ConfigError(f"--horizon {horizon!r}: expected a whole number of steps")
         if not 1 <= horizon <= self.horizon:
             raise ConfigError(
                 f"--horizon {horizon}: this model forecasts 1 to {self.horizon} steps at once; "
@@ -137,6 +142,7 @@ class ForecastPredictor:
                 f"series {key!r} has {len(frame)} steps; the model needs at least {least} "
                 f"(input_length {self.input_length}, season {self.layout.season})"
             )
+        check_history(key, frame, self.layout.freq, needed)
 
     def _inputs(self, key: str, frame: pd.DataFrame, future: dict[str, pd.DataFrame] | None):
         layout, horizon = self.layout, self.horizon
@@ -184,6 +190,82 @@ class ForecastPredictor:
         if history is not None:
             streamer.warm_up(history)
         return streamer
+
+
+def check_history(key: str, frame: pd.DataFrame, freq: str, columns: list[str]) -> None:
+    """Refuse a history the model would read wrongly: another frequency, or unusable values.
+
+    A daily history fed to a monthly model would otherwise be forecast as if each day were a
+    month; the forecast's times would be wrong too.
+
+    Raises:
+        DataError: times that are not consecutive steps of `freq` (the first break named), or a
+            value that is not finite or beyond `MAX_ABS_VALUE` (its row and column named).
+    """
+    index = frame.index
+    if isinstance(index, pd.DatetimeIndex) and len(index) >= 2:
+        offset = pd.tseries.frequencies.to_offset(freq)
+        expected = pd.date_range(index[0], periods=len(index), freq=offset)
+        if not index.equals(expected):
+            bad = int(np.argmax(index != expected))
+            with warnings.catch_warnings():  # pandas 3 warns that infer_freq will change type
+                warnings.simplefilter("ignore")
+                seen = pd.infer_freq(index[:50]) if len(index) >= 3 else None
+            seen = getattr(seen, "freqstr", seen)
+            found = f" (it looks like {seen!r})" if seen else ""
+            raise DataError(
+                f"series {key!r} is not at the model's frequency {freq!r}{found}: after "
+                f"{index[max(bad - 1, 0)]} the model expects {expected[bad]}, the history has "
+                f"{index[bad]}; give a history at {freq!r}, without gaps",
+                row=bad,
+            )
+    for column in columns:
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad_rows = np.flatnonzero(~(np.abs(values) <= MAX_ABS_VALUE))
+        if len(bad_rows):
+            row = int(bad_rows[0])
+            raise DataError(
+                f"series {key!r} holds {frame[column].iloc[row]!r}; values must be finite numbers "
+                f"within +-{MAX_ABS_VALUE:g}",
+                row=row,
+                column=column,
+            )
+
+
+def _check_saved(
+    path: Path, model: ForecasterConfig, layout: SeriesLayout, scaler: Scaler, input_length: Any
+) -> None:
+    """config.json's parts must agree with each other before a model is built from them."""
+    if isinstance(input_length, bool) or not isinstance(input_length, int):
+        raise DataError(f"expected an int, got {input_length!r}", path=path, column="input_length")
+    if not 1 <= input_length <= 1_000_000:
+        raise DataError(
+            f"must be from 1 to 1,000,000 steps, got {input_length}",
+            path=path,
+            column="input_length",
+        )
+    pairs = (
+        ("num_features", layout.num_features, model.num_features),
+        ("num_future", layout.num_future, model.num_future),
+        ("num_targets", len(layout.targets), model.num_targets),
+    )
+    for name, from_layout, in_model in pairs:
+        if from_layout != in_model:
+            raise DataError(
+                f"layout (freq {layout.freq!r}, calendar {layout.calendar}, its columns) makes "
+                f"{from_layout} {name} but model.{name} is {in_model}; config.json was edited",
+                path=path,
+                column="layout",
+            )
+    columns = {*layout.targets, *layout.covariates, *layout.future_covariates}
+    for key, stats in scaler.params.items():
+        missing = sorted(columns - set(stats))
+        if missing:
+            raise DataError(
+                f"series {key!r} has no statistics for column(s) {missing}",
+                path=path,
+                column=f"scaler.params.{key}",
+            )
 
 
 def _frames(history: History) -> dict[str, pd.DataFrame]:

@@ -57,7 +57,9 @@ def metrics_table(metrics: Mapping[str, Any]) -> str:
     lines = [f"{'method':<15}" + "".join(f"{c:>12}" for c in columns)]
     for method in methods:
         cells = "".join(
-            f"{metrics[method][c]:>12.4g}" if c in metrics[method] else f"{'—':>12}"
+            f"{metrics[method][c]:>12.4g}"
+            if metrics[method].get(c) is not None
+            else f"{'undefined' if c in metrics[method] else '—':>12}"
             for c in columns
         )
         lines.append(f"{method:<15}{cells}")
@@ -206,14 +208,19 @@ def write_outputs(
 # ----------------------------------------------------------------------- hooks for summary pages
 
 
+def _number(value: Any) -> float:
+    """A metric as a float; None (undefined, e.g. MASE of a flat series) as NaN."""
+    return float("nan") if value is None else float(value)
+
+
 def baseline(run: Run) -> list[BaselineScore]:
     """Backtest MASE against the seasonal-naive forecast over the same origins."""
     backtest = run.test_metrics() or run.evaluate()
     return [
         BaselineScore(
             "backtest MASE",
-            float(backtest["model"]["mase"]),
-            float(backtest["seasonal_naive"]["mase"]),
+            _number(backtest["model"]["mase"]),
+            _number(backtest["seasonal_naive"]["mase"]),
             "seasonal naive",
             higher_is_better=False,
         )

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from rnnkit.errors import ConfigError
 from rnnkit.tasks.forecasting.windows import Baseline, StackedSeries, base_offsets, baseline_values
 
 
@@ -123,11 +124,27 @@ class StreamLoader:
             math.ceil(min_epoch_windows / max(scored_per_pass, 1)),
             math.ceil(min_epoch_steps / max(self.windows_per_pass, 1)),
         )
-        self.batch_sampler = self  # the engine calls batch_sampler.set_epoch(epoch)
+        self._start = 0  # the next pass's first batch (start_at)
+        self.batch_sampler = self  # the engine calls set_epoch / start_at on it
 
     def set_epoch(self, epoch: int) -> None:
         """Order is the point of stateful training: every epoch visits the windows alike."""
         del epoch
+
+    def shard(self, num_replicas: int, rank: int) -> None:
+        """Stateful training is not split across processes (see the message)."""
+        del num_replicas, rank
+        raise ConfigError(
+            "train_mode stateful trains in one process: its streams run in order with their "
+            "state carried, and a series cut into fewer streams than ranks would leave ranks "
+            "idle; use --set train_mode=windows under torchrun"
+        )
+
+    def start_at(self, position: int) -> None:
+        """Begin the next pass at batch `position` of the epoch (a mid-epoch resume)."""
+        if not 0 <= position <= len(self):
+            raise ConfigError(f"position must be in [0, {len(self)}], got {position}")
+        self._start = position
 
     @property
     def num_streams(self) -> int:
@@ -137,8 +154,9 @@ class StreamLoader:
         return self.passes * self.windows_per_pass
 
     def __iter__(self) -> Iterator[StreamBatch]:
-        for _ in range(self.passes):
-            yield from self._pass()
+        start, self._start = self._start, 0
+        for k in range(start, len(self)):
+            yield self.batch(k % self.windows_per_pass)
 
     def _pass(self) -> Iterator[StreamBatch]:
         for j in range(self.windows_per_pass):

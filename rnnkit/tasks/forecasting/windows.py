@@ -29,6 +29,11 @@ from torch import Tensor
 
 from rnnkit.errors import ConfigError, DataError
 
+#: the largest magnitude accepted in a training series or a history: float32 (what the model
+#: computes in) ends at 3.4e38, and the scaler squares deviations in float64 (1e308), so 1e300
+#: would give an infinite std and NaN everywhere.
+MAX_ABS_VALUE = 1e30
+
 #: Calendar features each frequency gets: which cycles are meaningful at that resolution.
 _CALENDAR: dict[str, tuple[str, ...]] = {
     "min": ("hour", "weekday"),
@@ -51,6 +56,16 @@ def _base_alias(freq: str) -> str:
     """Strip multiples and anchors: "15min" -> "min", "W-SUN" -> "W", "QS-JAN" -> "QS"."""
     alias = freq.split("-")[0].lstrip("0123456789")
     return {"H": "h", "T": "min", "A": "YS", "AS": "YS", "Y": "YS", "YE": "YS"}.get(alias, alias)
+
+
+def check_freq(freq: str, key: str) -> pd.DateOffset:
+    """`freq` as a pandas offset; a `ConfigError` naming `key` if pandas does not know it."""
+    try:
+        return pd.tseries.frequencies.to_offset(freq)
+    except (ValueError, TypeError):
+        raise ConfigError(
+            f"{key} {freq!r} is not a pandas frequency (e.g. 'h', 'D', 'W-SUN', 'MS', 'QS-JAN')"
+        ) from None
 
 
 def default_season(freq: str) -> int:
@@ -171,11 +186,38 @@ class Scaler:
 
     @classmethod
     def from_dict(cls, data: dict) -> Scaler:
-        params = {
-            key: {c: (float(v[0]), float(v[1])) for c, v in cols.items()}
-            for key, cols in data["params"].items()
-        }
+        """The scaler `to_dict` wrote; a `ConfigError` naming the key of anything unusable.
+
+        Every series needs each column's (shift, scale) as two finite numbers, the scale
+        positive: a scale of 0 would turn every forecast into NaN.
+        """
+        if not isinstance(data, dict) or data.get("kind") not in ("standard", "minmax", "none"):
+            kind = data.get("kind") if isinstance(data, dict) else data
+            raise ConfigError(f"scaler.kind must be standard, minmax or none, got {kind!r}")
+        raw = data.get("params")
+        if not isinstance(raw, dict) or not raw:
+            raise ConfigError("scaler.params must map each series to its columns' statistics")
+        params: dict[str, dict[str, tuple[float, float]]] = {}
+        for key, cols in raw.items():
+            if not isinstance(cols, dict) or not cols:
+                raise ConfigError(f"scaler.params.{key} must map columns to [shift, scale]")
+            params[key] = {c: _shift_scale(v, f"scaler.params.{key}.{c}") for c, v in cols.items()}
         return cls(str(data["kind"]), params)
+
+
+def _shift_scale(value: object, key: str) -> tuple[float, float]:
+    """One column's [shift, scale] from a saved scaler, checked."""
+    pair = value if isinstance(value, list | tuple) and len(value) == 2 else None
+    if pair is None or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in pair
+    ):
+        raise ConfigError(
+            f"{key} must be [shift, scale], two finite numbers, got {str(value)[:80]}"
+        )
+    shift, scale = float(pair[0]), float(pair[1])
+    if not scale > 0:
+        raise ConfigError(f"{key}: the scale must be positive, got {scale!r}")
+    return shift, scale
 
 
 @dataclass(frozen=True)
@@ -197,6 +239,16 @@ class SeriesLayout:
     future_covariates: tuple[str, ...]
     season: int
     calendar: bool
+
+    def __post_init__(self) -> None:
+        check_freq(self.freq, "layout.freq")
+        if not 1 <= self.season <= 1_000_000:
+            raise ConfigError(f"layout.season must be from 1 to 1,000,000 steps, got {self.season}")
+        if not self.targets:
+            raise ConfigError("layout.targets must name at least one target column")
+        columns = [*self.targets, *self.covariates, *self.future_covariates]
+        if len(set(columns)) != len(columns):
+            raise ConfigError(f"layout names a column twice: {columns}")
 
     @property
     def num_features(self) -> int:
@@ -379,7 +431,9 @@ class WindowLoader:
         self.shuffle = shuffle
         self.seed = seed
         self.epoch = 0
-        self.batch_sampler = self  # the engine calls batch_sampler.set_epoch(epoch)
+        self.num_replicas, self.rank = 1, 0
+        self._start = 0  # the next pass's first batch (start_at)
+        self.batch_sampler = self  # the engine calls set_epoch / shard / start_at on it
         self._past = torch.arange(-input_length + 1, 1)  # (L,)
         self._ahead = torch.arange(1, horizon + 1)  # (H,)
         self._base_back = base_offsets(horizon, season, baseline)  # (H,) or None
@@ -387,16 +441,40 @@ class WindowLoader:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
+    def shard(self, num_replicas: int, rank: int) -> None:
+        """Become rank `rank` of `num_replicas` data-parallel processes.
+
+        Each step takes the next `batch_size x num_replicas` origins of the epoch's order (the
+        batch one process would take with that batch size) and rank r takes the r-th
+        `batch_size` of them. A short last step is filled with origins from the start of the
+        order, so every rank makes the same number of non-empty batches.
+        """
+        if not 0 <= rank < num_replicas:
+            raise ConfigError(f"rank must be in [0, {num_replicas}), got {rank}")
+        self.num_replicas, self.rank = num_replicas, rank
+
+    def start_at(self, position: int) -> None:
+        """Begin the next pass at batch `position` of the epoch's order (mid-epoch resume)."""
+        if not 0 <= position <= len(self):
+            raise ConfigError(f"position must be in [0, {len(self)}], got {position}")
+        self._start = position
+
     def __len__(self) -> int:
-        return math.ceil(len(self.origins) / self.batch_size)
+        return math.ceil(len(self.origins) / (self.batch_size * self.num_replicas))
 
     def __iter__(self) -> Iterator[WindowBatch]:
         order = self.origins
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
             order = order[torch.randperm(len(order), generator=g)]
-        for i in range(0, len(order), self.batch_size):
-            yield self.batch(order[i : i + self.batch_size])
+        step = self.batch_size * self.num_replicas
+        if self.num_replicas > 1 and len(order) % step:  # even out the last step's ranks
+            fill = step - len(order) % step
+            order = torch.cat([order, order.repeat(-(-fill // len(order)))[:fill]])
+        start, self._start = self._start, 0
+        for i in range(start * step, len(order), step):
+            lo = i + self.rank * self.batch_size
+            yield self.batch(order[lo : lo + self.batch_size])
 
     def batch(self, origins: Tensor) -> WindowBatch:
         """The windows ending at `origins` (B,), as one batch."""

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.errors import ConfigError
+from rnnkit.text.token_file import SliceReader
 
 
 @dataclass
@@ -91,11 +92,17 @@ class LMWindows:
     """The windows of one token stream, in order; iterate once per epoch.
 
     Behaves like a `DataLoader` for `fit`: `len()` gives the windows per pass, `set_epoch` moves
-    the window boundaries (training only), and each item is an `LMBatch`.
+    the window boundaries (training only), `shard` gives a data-parallel rank its rows,
+    `start_at` resumes inside an epoch, and each item is an `LMBatch`.
+
+    The stream is never copied whole: each window reads its (B, T + 1) block of ids and turns
+    only that into an int64 tensor. A `numpy.memmap` (a token file larger than memory, see
+    `rnnkit.text.token_file`) is read with `os.pread`, so the pages read do not stay in the
+    process's resident memory.
 
     Args:
-        ids: (N,) the token stream.
-        batch_size: rows B read in parallel.
+        ids: (N,) the token stream: a NumPy array or memmap, a tensor, or a list.
+        batch_size: rows B read in parallel (by this process, when sharded).
         bptt: steps per window T (how far gradients flow back).
         shift_per_epoch: in `set_epoch(e)`, start the stream at a pseudo-random offset in
             [0, bptt) chosen from `seed` and `e`; False always starts at 0 (evaluation).
@@ -116,11 +123,27 @@ class LMWindows:
     ) -> None:
         if bptt < 1:
             raise ConfigError(f"bptt must be at least 1, got {bptt}")
-        self.ids = torch.as_tensor(np.asarray(ids), dtype=torch.long).reshape(-1)
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
+        self.reader = SliceReader(ids)
         self.batch_size, self.bptt = batch_size, bptt
         self.shift_per_epoch, self.seed = shift_per_epoch, seed
         self.offset = 0
-        self.rows = batchify(self.ids, batch_size)  # (B, N // B)
+        self.num_replicas, self.rank = 1, 0
+        self._start = 0  # the window the next pass begins at (`start_at`)
+        self._row_length = self._layout()
+
+    def _layout(self) -> int:
+        """Ids per row L for the current offset and sharding, as `batchify` cuts them."""
+        rows = self.batch_size * self.num_replicas
+        available = len(self.reader) - self.offset
+        per_row = available // rows
+        if per_row < 2:
+            raise ConfigError(
+                f"{available} tokens cannot fill {rows} rows of at least 2 tokens; "
+                "use a smaller batch_size or more text"
+            )
+        return per_row
 
     @property
     def batch_sampler(self) -> LMWindows:
@@ -134,13 +157,62 @@ class LMWindows:
         offset = int(np.random.default_rng([self.seed, epoch]).integers(0, self.bptt))
         if offset != self.offset:
             self.offset = offset
-            self.rows = batchify(self.ids[offset:], self.batch_size)
+            self._row_length = self._layout()
+
+    def shard(self, num_replicas: int, rank: int) -> None:
+        """Read rank `rank`'s rows of `num_replicas` data-parallel processes.
+
+        The stream (after the epoch's offset) is cut into `batch_size * num_replicas` rows, as
+        `batchify(ids, batch_size * num_replicas)` cuts it, and this rank reads rows
+        `[rank * batch_size, (rank + 1) * batch_size)`: 2 ranks of batch_size B / 2 read the
+        windows 1 rank of batch_size B reads, split by rows, and `len()` is the same on every
+        rank. Composes with `set_epoch` in either order.
+
+        Raises:
+            ConfigError: `num_replicas` < 1, `rank` outside [0, num_replicas), or too little
+                text for the rows.
+        """
+        if num_replicas < 1 or not 0 <= rank < num_replicas:
+            raise ConfigError(
+                f"shard needs num_replicas >= 1 and 0 <= rank < num_replicas, got "
+                f"num_replicas={num_replicas}, rank={rank}"
+            )
+        previous = self.num_replicas, self.rank
+        self.num_replicas, self.rank = num_replicas, rank
+        try:
+            self._row_length = self._layout()
+        except ConfigError:
+            self.num_replicas, self.rank = previous
+            raise
+
+    def start_at(self, position: int) -> None:
+        """Begin the next pass at window `position` of this epoch (a resume inside an epoch).
+
+        Only the next `__iter__` is affected; later passes start at window 0 again. The window
+        is found by index arithmetic, not by reading the ones before it, and `batch.first` is
+        True only for window 0.
+
+        Raises:
+            ConfigError: `position` outside [0, len()].
+        """
+        if isinstance(position, bool) or not isinstance(position, (int, np.integer)):
+            raise ConfigError(f"start_at takes a window index, got {position!r}")
+        if not 0 <= position <= len(self):
+            raise ConfigError(
+                f"start_at({position}) is outside this epoch's windows: 0 to {len(self)}"
+            )
+        self._start = int(position)
 
     def __len__(self) -> int:
-        return -(-(self.rows.size(1) - 1) // self.bptt)  # ceil((L - 1) / T)
+        return -(-(self._row_length - 1) // self.bptt)  # ceil((L - 1) / T)
 
     def __iter__(self) -> Iterator[LMBatch]:
-        length = self.rows.size(1)
-        for k, start in enumerate(range(0, length - 1, self.bptt)):
+        length, first_window = self._row_length, self._start
+        self._start = 0
+        rows = self.rank * self.batch_size + np.arange(self.batch_size, dtype=np.int64)
+        row_starts = self.offset + rows * length
+        for k in range(first_window, len(self)):
+            start = k * self.bptt
             stop = min(start + self.bptt, length - 1)
-            yield LMBatch(self.rows[:, start:stop], self.rows[:, start + 1 : stop + 1], k == 0)
+            block = torch.from_numpy(self.reader.read(row_starts + start, stop - start + 1))
+            yield LMBatch(block[:, :-1], block[:, 1:], k == 0)

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from rnnkit import run_folder
 from rnnkit.cli.progress import ProgressBar
@@ -19,6 +22,7 @@ FLAGS: dict[str, str] = {
     "vocab_size": "data.vocab_size",
     "bptt": "data.bptt",
     "carry_state": "data.carry_state",
+    "streaming": "data.streaming",
     "cell": "model.cell",
     "embedding_dim": "model.embedding_dim",
     "hidden_size": "model.hidden_size",
@@ -59,6 +63,12 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
         action=argparse.BooleanOptionalAction,
         help="carry the hidden state across windows (--no-carry-state resets it)",
     )
+    flag(
+        "--streaming",
+        choices=["auto", "on", "off"],
+        help="tokenise a corpus file/folder once into a token file in the cache and train from "
+        "it without loading the text (auto: corpora of 256 MB or more)",
+    )
     flag("--cell", choices=cell_choices())
     flag("--embedding-dim", type=int, metavar="N")
     flag("--hidden-size", type=int, metavar="N")
@@ -93,6 +103,8 @@ def cmd_train_lm(args: argparse.Namespace) -> int:
     out = run_folder(args, name, f"{config.model.cell}-{config.data.tokenizer}")
     bar = ProgressBar("loss", disable=args.quiet)
     run = train_lm(config, out, callbacks=[bar], resume=args.resume)
+    if run is None:  # a torchrun rank other than 0: rank 0 prints and writes
+        return 0
     m = run.metrics
     print(
         f"{m['data']} loss {m['loss']:.4f} nats/token, perplexity {m['perplexity']:.2f}, "
@@ -148,9 +160,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     )
     run_config = run_folder.config_for_task(args.run, TASK, "generate")
     predictor = LanguageModelPredictor.from_run(Path(args.run), run_config, args.device)
-    if args.json:
-        samples = predictor.generate(args.prompt, config)
-        print(json.dumps({"prompt": args.prompt, "samples": samples}))
+    if args.json or config.num_samples > 1:
+        # JSON Lines, one object per sample as soon as its batch is done (flushed), so Ctrl-C
+        # keeps every sample printed so far; see `sample_batches`.
+        for i, text in sample_batches(predictor, args.prompt, config):
+            if args.json:
+                print(json.dumps({"sample": i, "prompt": args.prompt, "text": text}), flush=True)
+            else:
+                print(f"--- sample {i + 1} ---\n{args.prompt}{text}\n", flush=True)
         return 0
     if config.num_samples == 1:
         sys.stdout.write(args.prompt)
@@ -163,6 +180,30 @@ def cmd_generate(args: argparse.Namespace) -> int:
     for i, text in enumerate(samples, 1):
         print(f"--- sample {i} ---\n{args.prompt}{text}\n")
     return 0
+
+
+#: samples generated together per batch by `generate --num-samples N`: each batch is printed
+#: when done, so a long run shows (and keeps, on Ctrl-C) its samples 8 at a time.
+SAMPLE_BATCH = 8
+
+
+def sample_batches(
+    predictor: LanguageModelPredictor, prompt: str, config: Any
+) -> Iterator[tuple[int, str]]:
+    """`(index, text)` of each of `config.num_samples` samples, a batch of `SAMPLE_BATCH` at a time.
+
+    Batch b is seeded with `seed + b` (None stays None), so up to 8 samples are exactly what
+    one `generate` call gives, and every batch is reproducible on its own.
+    """
+    from dataclasses import replace
+
+    done = 0
+    for b in range(math.ceil(config.num_samples / SAMPLE_BATCH)):
+        size = min(SAMPLE_BATCH, config.num_samples - done)
+        seed = None if config.seed is None else (config.seed + b) % 2**32
+        for text in predictor.generate(prompt, replace(config, num_samples=size, seed=seed)):
+            yield done, text
+            done += 1
 
 
 def format_metrics(metrics: dict) -> str:

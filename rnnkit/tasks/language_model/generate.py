@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from rnnkit.config import MAX_TOKENS, check_range
 from rnnkit.errors import ConfigError
 from rnnkit.models.encoder import State
 from rnnkit.text import TextEncoder
@@ -35,6 +36,10 @@ from rnnkit.text import TextEncoder
 logger = logging.getLogger(__name__)
 
 SPECIAL_IDS = (0, 1, 2, 3)  # <pad> <unk> <bos> <eos>
+
+
+#: samples generated together (one batch).
+MAX_SAMPLES = 10_000
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,11 @@ class SamplingConfig:
             )
         if self.num_samples < 1:
             raise ConfigError(f"num_samples must be >= 1, got {self.num_samples}")
+        # samples run as one batch: 10,000 rows of state is already far past any use of them
+        check_range("num_samples", self.num_samples, 1, MAX_SAMPLES, "samples run as one batch")
+        check_range("max_tokens", self.max_tokens, 0, MAX_TOKENS, "tokens per sample")
+        check_range("top_k", self.top_k, 1, 2**31 - 1, "a count of tokens", optional=True)
+        check_range("seed", self.seed, 0, 2**32 - 1, "NumPy's and torch's seeds", optional=True)
         if any(not s for s in self.stop):
             raise ConfigError("stop strings must not be empty")
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnkit.models.encoder import detach_state
+from rnnkit.models.encoder import detach_state, state_from_tensors, state_tensors
 from rnnkit.tasks.language_model.batches import LMBatch, LMWindows
 from rnnkit.text import TextEncoder
 from rnnkit.training import EvalContext
@@ -60,6 +60,13 @@ class LanguageModelObjective:
         self.chars_per_token = chars_per_token
         self.bptt, self.eval_batch_size = bptt, eval_batch_size
         self.state: Any = None
+
+    def carried_state(self) -> dict[str, torch.Tensor]:
+        """The state carried into the next window, for a checkpoint inside an epoch."""
+        return state_tensors(self.state)
+
+    def load_carried_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        self.state = state_from_tensors(tensors)
 
     def compute_loss(self, model: torch.nn.Module, batch: LMBatch) -> torch.Tensor:
         state = None if batch.first or not self.carry_state else self.state

@@ -32,13 +32,14 @@ from rnnkit.models.language_model import LanguageModel
 from rnnkit.run_folder import Files
 from rnnkit.tasks.language_model.batches import LMWindows
 from rnnkit.tasks.language_model.config import TASK, LanguageModelRunConfig
-from rnnkit.tasks.language_model.data import held_out, load_text
+from rnnkit.tasks.language_model.data import held_out, load_streams
 from rnnkit.tasks.language_model.generate import generate
 from rnnkit.tasks.language_model.objective import LanguageModelObjective, encode_stream
 from rnnkit.tasks.language_model.predictor import LanguageModelPredictor
 from rnnkit.tasks.language_model.report import write_outputs as _write_outputs
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, FitResult, fit
+from rnnkit.training.distributed import is_main_process
 from rnnkit.training.precision import resolve_precision
 
 logger = logging.getLogger(__name__)
@@ -56,35 +57,32 @@ class LMRun:
     predictor: LanguageModelPredictor
 
 
+@run_folder.claims_run_dir
 def train_lm(
     config: LanguageModelRunConfig,
     run_dir: str | Path,
     *,
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
-) -> LMRun:
-    """Train, evaluate and save a language model; see the module docstring for the steps."""
+) -> LMRun | None:
+    """Train, evaluate and save a language model; see the module docstring for the steps.
+
+    Under torchrun, every rank trains and rank 0 alone evaluates and writes; the other ranks
+    return None.
+    """
     started = time.perf_counter()
     run_dir = Path(run_dir)
-    run_folder.check_run_dir(run_dir, to_dict(config), resume)
+    resume = run_folder.check_run_dir(run_dir, to_dict(config), resume)
     data_cfg = config.data
-    text = load_text(data_cfg)
-    if resume:
-        encoder = TextEncoder.load(run_dir / Files.TOKENIZER)
-    else:
-        encoder = TextEncoder.build(
-            [text.train],
-            tokenizer=data_cfg.tokenizer,
-            min_freq=data_cfg.min_freq,
-            max_size=data_cfg.max_size,
-            vocab_size=data_cfg.vocab_size,
-        )
-    train_ids = encode_stream(encoder, text.train)
-    val_ids = encode_stream(encoder, text.validation)
-    chars_per_token = len(text.validation) / max(len(val_ids), 1)
+    # in memory, or a corpus larger than memory read from a token file (data.streaming)
+    streams = load_streams(
+        data_cfg, TextEncoder.load(run_dir / Files.TOKENIZER) if resume else None
+    )
+    encoder, train_ids, val_ids = streams.encoder, streams.train, streams.validation
+    chars_per_token = streams.chars_per_token
     logger.info(
         "data: %s; %s train / %s validation tokens (%s tokenizer, vocabulary %d, %.2f chars/token)",
-        " + ".join(text.sources),
+        " + ".join(streams.sources),
         f"{len(train_ids):,}",
         f"{len(val_ids):,}",
         data_cfg.tokenizer,
@@ -105,7 +103,7 @@ def train_lm(
         seed=config.train.seed,
     )
     val_loader = task.windows(val_ids)
-    if not resume:
+    if not resume and is_main_process():
         run_dir.mkdir(parents=True, exist_ok=True)
         encoder.save(run_dir / Files.TOKENIZER)
         run_folder.write_config(
@@ -114,8 +112,9 @@ def train_lm(
             {
                 "config": to_dict(config),
                 "model": to_dict(model_cfg),
-                "data_sources": text.sources,
+                "data_sources": streams.sources,
                 "chars_per_token": chars_per_token,
+                **streams.record,  # a streamed corpus: its token ranges, for `held_out`
             },
         )
     result = fit(
@@ -128,13 +127,15 @@ def train_lm(
         callbacks=callbacks,
         resume=resume,
     )
+    if not is_main_process():
+        return None  # rank 0 evaluates on the held-out text and writes the outputs
     device = torch.device(result.device)
     # Reported in fp32 whatever the training precision, so the figure is the one `rnnkit
     # evaluate` and a served fp32 model give (bf16 autocast moves the loss in the 3rd decimal).
     ctx = EvalContext(device, resolve_precision("fp32", device))
-    final_ids = encode_stream(encoder, text.test) if text.test else val_ids
+    final_ids = streams.test if len(streams.test) else val_ids
     metrics = task.evaluate(model, task.windows(final_ids), ctx)
-    metrics["data"] = "test" if text.test else "validation"
+    metrics["data"] = "test" if len(streams.test) else "validation"
     sample = generate(model, encoder, "", config.sample)[0]
     seconds = time.perf_counter() - started
     _write_outputs(run_dir, config, model_cfg, result, metrics, sample, seconds)

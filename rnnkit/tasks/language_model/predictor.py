@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -10,11 +11,11 @@ from typing import Any
 import torch
 
 from rnnkit import run_folder
-from rnnkit.config import from_dict
+from rnnkit.config import check_device, from_dict
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 from rnnkit.run_folder import Files
-from rnnkit.tasks.language_model.config import TASK
+from rnnkit.tasks.language_model.config import TASK, LanguageModelRunConfig
 from rnnkit.tasks.language_model.generate import SamplingConfig, generate, stream
 from rnnkit.tasks.language_model.objective import LanguageModelObjective, encode_stream
 from rnnkit.text import TextEncoder
@@ -50,18 +51,29 @@ class LanguageModelPredictor:
     def from_run(
         cls, run_dir: Path, config: dict[str, Any], device: str = "cpu"
     ) -> LanguageModelPredictor:
+        check_device(device)
         path = run_dir / Files.CONFIG
         try:
             model_cfg = from_dict(LanguageModelConfig, config["model"])
-            chars_per_token = float(config.get("chars_per_token", 1.0))
+            run_cfg = from_dict(LanguageModelRunConfig, config["config"])
         except KeyError as exc:
             raise DataError(f"missing key {exc}", path=path) from None
         except ConfigError as exc:
             raise DataError(str(exc), path=path) from None
-        encoder = run_folder.load_text_encoder(run_dir, model_cfg.vocab_size)
+        chars_per_token = config.get("chars_per_token", 1.0)
+        number = isinstance(chars_per_token, int | float) and not isinstance(chars_per_token, bool)
+        if not (number and math.isfinite(chars_per_token) and chars_per_token > 0):
+            raise DataError(
+                f"expected a positive number, got {str(chars_per_token)[:80]}",
+                path=path,
+                column="chars_per_token",
+            )
+        encoder = run_folder.load_text_encoder(
+            run_dir, model_cfg.vocab_size, run_cfg.data.tokenizer
+        )
         model = LanguageModel(model_cfg)
         run_folder.load_weights(model, run_dir)
-        return cls(model, encoder, chars_per_token, device)
+        return cls(model, encoder, float(chars_per_token), device)
 
     def _sampling(self, config: SamplingConfig | None, options: dict[str, Any]) -> SamplingConfig:
         if "stop" in options and isinstance(options["stop"], str):

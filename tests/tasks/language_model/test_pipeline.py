@@ -112,7 +112,8 @@ def test_cli_evaluate_json_and_generate(trained, capsys) -> None:
     assert main([*args, "--temperature", "0"]) == 0
     assert capsys.readouterr().out == first
     assert main([*args, "--seed", "3", "--num-samples", "2", "--json", "--top-p", "0.9"]) == 0
-    assert len(json.loads(capsys.readouterr().out)["samples"]) == 2
+    lines = capsys.readouterr().out.splitlines()  # JSON Lines: one object per sample
+    assert [json.loads(line)["sample"] for line in lines] == [0, 1]
 
 
 def test_cli_train_lm_and_resume_refusal(tmp_path, capsys) -> None:
