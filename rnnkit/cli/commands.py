@@ -9,6 +9,7 @@ stderr with exit status 2; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -43,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# errno values that mean the machine's disk or permissions, reported in one line
+_ENVIRONMENT_ERRORS = frozenset(
+    getattr(errno, name)
+    for name in ("ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG", "EIO")
+    if hasattr(errno, name)
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = build_parser()
@@ -68,6 +77,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Output piped into `head` and closed early: not an error worth a traceback.
         sys.stderr.close()
         return 0
+    except OSError as exc:
+        if exc.errno not in _ENVIRONMENT_ERRORS:
+            raise
+        # The disk or its permissions, not rnnkit: one line. Every write is atomic (a temporary
+        # sibling, renamed when complete), so the file being written was discarded whole.
+        what = f" {exc.filename}" if exc.filename else ""
+        print(
+            f"rnnkit: error: cannot write{what}: {exc.strerror}; the files written before are "
+            "intact. Make room (or fix the permissions) and run the command again; a training "
+            "continues with --resume",
+            file=sys.stderr,
+        )
+        return 2
     except KeyboardInterrupt:
         print("rnnkit: interrupted", file=sys.stderr)
         return 130

@@ -1,9 +1,13 @@
 """Training checkpoints as one safetensors file: tensors plus JSON metadata, written atomically.
 
-Model weights, optimizer moments and the torch RNG state are tensors; the epoch, step, optimizer
-hyper-parameters and early-stopping bookkeeping ride in the safetensors header's metadata. One
-file means the pair can never be half-updated: a crash leaves the previous checkpoint whole.
-No pickle: `torch.save`/`torch.load` are not used.
+Format `rnnkit-checkpoint/2`: model weights, optimizer moments, the gradient scaler and each
+rank's random states (torch, CUDA, NumPy, Python, plus any state the objective carries, such as
+a language model's hidden state between windows) are tensors; the epoch, the batch position
+inside it, the step, optimizer hyper-parameters and early-stopping bookkeeping ride in the
+safetensors header's metadata. One file means the parts can never be half-updated: a crash
+leaves the previous checkpoint whole, and the one before the last is kept as
+`previous.safetensors`, the fallback when the last is truncated or corrupt. `/1` files (epoch
+boundaries, torch RNG alone) still load. No pickle: `torch.save`/`torch.load` are not used.
 """
 
 from __future__ import annotations

@@ -324,6 +324,7 @@ def fit(
         precision.name,
         steps_per_epoch,
     )
+    logger.info("%s", _cadence(config))
     if world.distributed:
         logger.info(
             "data-parallel: %d processes x batch %d = effective batch %d at lr %g "
@@ -580,6 +581,21 @@ class _Progress:
             [-1.0 if fraction is None else fraction, float(due), float(sigterm)]
         )
         return (None if fraction is None else f), bool(d), bool(t)
+
+
+def _cadence(config: TrainConfig) -> str:
+    """One line saying when checkpoints are written, so what a crash would lose is visible."""
+    when = []
+    if config.checkpoint_every is not None:
+        when.append(f"every {config.checkpoint_every} steps")
+    if config.checkpoint_seconds > 0:
+        when.append(f"every {config.checkpoint_seconds:g} s")
+    else:
+        when.append("after every epoch")
+    return (
+        f"checkpoints {' and '.join(when)}, on SIGTERM and after the first and last epoch: a "
+        "crash loses the work since the last one (--checkpoint-every, --checkpoint-seconds)"
+    )
 
 
 class _SigtermFlag:
