@@ -285,3 +285,19 @@ def test_train_a_flat_series_reports_mase_undefined(tmp_path) -> None:
     backtest = rnnkit.runs.evaluate(run)
     assert backtest["model"]["mase"] is None
     assert "flat" in backtest["model"]["mase_note"]
+
+
+def test_error_messages_do_not_echo_the_header_of_a_file_config_json_names(
+    tmp_path_factory, tmp_path, capsys
+) -> None:
+    # an edited config.json points the run's data at some other local file: the error names the
+    # missing column, never that file's first line
+    run = copy("classification", tmp_path_factory, tmp_path)
+    private = tmp_path / "private.csv"
+    private.write_text("hunter2_secret,other\n1,2\n", encoding="utf-8")
+    edit_config(run, "config", "data", "data", value=str(private))
+    line = cli_refuses(["evaluate", str(run)], capsys, "no column 'text'")
+    assert "hunter2" not in line and "are not shown" in line
+    # the same file passed on the command line is the user's own: its columns help
+    line = cli_refuses(["evaluate", str(run), "--data", str(private)], capsys, "no column")
+    assert "hunter2_secret" in line

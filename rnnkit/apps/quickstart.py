@@ -1,8 +1,8 @@
 """The quickstart: three real tasks trained in about ten minutes, each scored against a baseline.
 
 `run_quickstart(out, minutes)` fetches the datasets, trains one run per stage through
-`rnnkit.runs.train` (each with `train.max_minutes` set to its share of the budget, plus what earlier
-stages left unused by stopping early), then reads the run folders back (`rnnkit.run.Run`) and
+`rnnkit.runs.train` (each with `train.max_minutes` cut from what is left of the wall-clock budget:
+see `training_minutes`), then reads the run folders back (`rnnkit.run.Run`) and
 asks each task's spec to score its model against the simplest honest baseline (`spec.baseline`)
 and to show what it does (`spec.showcase`):
 
@@ -78,7 +78,8 @@ class Stage:
 
 
 # Shares sum to 0.85 of the budget; the rest pays for GloVe loading, the LM's evaluation over
-# half a million characters, backtests and samples (~1.5 minutes at the 10-minute default).
+# half a million characters, backtests and samples (~1.5 minutes at the 10-minute default on an
+# idle machine; `training_minutes` scales that by how slow the finished stages' overhead was).
 STAGES: tuple[Stage, ...] = (
     Stage(
         "sentiment",
@@ -190,6 +191,32 @@ def plan(
     return out
 
 
+#: seconds of loading, evaluation and reports per second of training, on an idle machine
+OVERHEAD = 0.15 / 0.85
+
+
+def training_minutes(
+    share: float, shares_left: float, seconds_left: float, slowdown: float
+) -> float:
+    """The training budget of the next stage, so that the quickstart ends by its deadline.
+
+    The budget is a wall-clock cap, not a training-time one: each stage's training time is cut
+    from what is left, after reserving every remaining stage's overhead (loading, evaluation,
+    backtests, reports: `OVERHEAD` per second of training on an idle machine, times
+    `slowdown`, how much slower than that the finished stages' overhead was). A stage that
+    stopped early leaves its time to the next ones; one whose evaluation ran slow (another
+    process on the machine) takes time from them.
+
+    Args:
+        share: the stage's share of the budget (`Stage.share`).
+        shares_left: the shares of this stage and every one after it.
+        seconds_left: seconds to the deadline.
+        slowdown: observed overhead / expected overhead so far (1 before any stage finished).
+    """
+    per_second = 1.0 + OVERHEAD * max(1.0, slowdown)
+    return max(0.05, seconds_left * share / shares_left / per_second / 60.0)
+
+
 def _fetch(keys: Mapping[str, Any]) -> None:
     """Download (or verify in the cache) the registry datasets a stage names up front."""
     from rnnkit.data import DATASETS, fetch
@@ -239,10 +266,17 @@ def run_quickstart(
     run_dirs: dict[str, Path] = {}
     details: dict[str, dict[str, Any]] = {}
     fixed = {name for name, keys in (overrides or {}).items() if "train.max_minutes" in keys}
-    carried = 0.0  # minutes earlier stages left unused (early stopping); later stages get them
+    deadline = started + 60.0 * minutes
+    overhead_seen = overhead_expected = 0.0
     for i, (stage, keys) in enumerate(stages, 1):
         if stage.name not in fixed:
-            keys["train.max_minutes"] += carried
+            slowdown = overhead_seen / overhead_expected if overhead_expected > 0 else 1.0
+            keys["train.max_minutes"] = training_minutes(
+                stage.share,
+                sum(s.share for s, _ in stages[i - 1 :]),
+                deadline - time.perf_counter(),
+                slowdown,
+            )
         budget = keys["train.max_minutes"]  # text when given on the command line
         logger.info(
             "[%d/%d] %s: %s, %s minutes of training",
@@ -263,8 +297,9 @@ def run_quickstart(
         run_dirs[stage.name] = run_dir
         scored, extra = _score(stage, run_dir, examples)
         extra["seconds"] = time.perf_counter() - stage_started
-        if stage.name not in fixed:
-            carried = max(0.0, budget - extra["seconds"] / 60)
+        trained = _training_seconds(run_dir)
+        overhead_seen += max(0.0, extra["seconds"] - trained)
+        overhead_expected += OVERHEAD * trained
         rows += scored
         details[stage.name] = extra
         for row in scored:
@@ -280,6 +315,12 @@ def run_quickstart(
     result = QuickstartResult(out, rows, run_dirs, seconds, out / Files.REPORT_HTML, details)
     _write_summary(result, minutes, stages)
     return result
+
+
+def _training_seconds(run_dir: Path) -> float:
+    """Seconds the run's training loop took (its last record), evaluation after it excluded."""
+    records = Run(run_dir).records()
+    return float(records[-1].get("seconds", 0.0)) if records else 0.0
 
 
 def _remove_runs(folders: Sequence[Path]) -> None:

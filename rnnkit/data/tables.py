@@ -14,6 +14,7 @@ from __future__ import annotations
 import bz2
 import csv
 import difflib
+import functools
 import gzip
 import io
 import json
@@ -22,14 +23,18 @@ import math
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
 
 from rnnkit.errors import DataError
+
+T = TypeVar("T")
 
 FORMATS = {
     ".csv": "csv",
@@ -168,8 +173,44 @@ class Table:
         raise _missing_column(self.path, name, columns, self.column_word)
 
 
+#: False while a run reopens a file that its config.json names (`unquoted_columns`)
+_QUOTE_COLUMNS: ContextVar[bool] = ContextVar("rnnkit_quote_columns", default=True)
+
+
+@contextmanager
+def unquoted_columns() -> Iterator[None]:
+    """Errors inside name no column of the file read.
+
+    A file the user passed on this command line may have its header quoted back ("did you mean
+    'text'?"); a file a run folder's `config.json` names may not: an edited config.json could
+    name any local file, and the error would print its first line.
+    """
+    token = _QUOTE_COLUMNS.set(False)
+    try:
+        yield
+    finally:
+        _QUOTE_COLUMNS.reset(token)
+
+
+def reopens_config_data(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorate a function that reopens the data a run's config.json names: `unquoted_columns`."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        with unquoted_columns():
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
 def _missing_column(path: Path, name: str, columns: list[str], word: str) -> DataError:
     """ "no column 'txt'; did you mean 'text'? The file has columns: ..." as a DataError."""
+    if not _QUOTE_COLUMNS.get():
+        return DataError(
+            f"no {word} {name!r} (this file is named by the run's config.json, so its "
+            f"{word}s are not shown)",
+            path=path,
+        )
     folded = {c.strip().lower(): c for c in columns}
     guess = folded.get(name.strip().lower())
     if guess is None:

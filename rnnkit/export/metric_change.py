@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import DataError, RnnkitError
 from rnnkit.export.hooks import MetricLimit, Runner
 from rnnkit.export.task_graph import export_hooks
 from rnnkit.run import Run
@@ -97,9 +97,19 @@ def metric_change(
         run.path, run.raw_config, run.held_out(), runner
     )
     limit = metric_limit(task)
+    if fp32[limit.metric] is None or quantized[limit.metric] is None:
+        # e.g. MASE on a flat held-out series: the naive forecast is exact, the ratio undefined
+        raise DataError(
+            f"the held-out {limit.metric} of {run.path} is undefined, so the int8 model cannot "
+            f"be judged on it; export without --quantize"
+        )
     worsening = limit.worsening(fp32[limit.metric], quantized[limit.metric])
     metrics = {
-        k: {"fp32": fp32[k], "quantized": quantized[k], "change": quantized[k] - fp32[k]}
+        k: {
+            "fp32": fp32[k],
+            "quantized": quantized[k],
+            "change": None if fp32[k] is None or quantized[k] is None else quantized[k] - fp32[k],
+        }
         for k in fp32
     }
     passed = bool(worsening <= limit.limit)

@@ -89,21 +89,62 @@ def test_force_refuses_folders_that_are_not_runs(tmp_path: Path, capsys) -> None
     assert (tmp_path / "sentiment").is_dir()
 
 
-def test_time_early_stages_leave_unused_goes_to_later_ones(tmp_path: Path, monkeypatch) -> None:
+class FakeClock:
+    """`time.perf_counter` for the quickstart: advanced by the stages' fake work."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+def fake_stages(monkeypatch, clock: FakeClock, *, overhead: float, stop_at: float = 1.0) -> dict:
+    """Stages that train `stop_at` of their budget, then spend `overhead` x OVERHEAD on the rest."""
     import rnnkit.apps.quickstart as qs
 
-    budgets = {}
+    budgets, trained = {}, {}
 
     def train(task, out_dir, keys, callbacks=()):
-        budgets[Path(out_dir).name] = keys["train.max_minutes"]
+        name = Path(out_dir).name
+        budgets[name] = keys["train.max_minutes"]
+        trained[name] = 60 * float(keys["train.max_minutes"]) * stop_at
+        clock.now += trained[name]
         return Path(out_dir)
 
+    def score(stage, run, n):
+        clock.now += overhead * qs.OVERHEAD * trained[stage.name]
+        return [], {}
+
+    monkeypatch.setattr(qs, "time", clock)
     monkeypatch.setattr(qs.runs, "train", train)
-    monkeypatch.setattr(qs, "_score", lambda stage, run, n: ([], {}))
+    monkeypatch.setattr(qs, "_score", score)
+    monkeypatch.setattr(qs, "_training_seconds", lambda run_dir: trained[Path(run_dir).name])
     monkeypatch.setattr(qs, "_write_summary", lambda *args: None)
-    # Stages that finish at once pass their whole share on; a budget set by hand stays as set.
+    return budgets
+
+
+def test_time_early_stages_leave_unused_goes_to_later_ones(tmp_path: Path, monkeypatch) -> None:
+    clock = FakeClock()
+    budgets = fake_stages(monkeypatch, clock, overhead=1.0, stop_at=0.0)
+    # Stages that finish at once leave their time to the rest; a budget set by hand stays as set.
     run_quickstart(tmp_path, 10, overrides={"airline": {"train.max_minutes": "0.5"}})
     assert budgets["sentiment"] == pytest.approx(3.0)
     assert budgets["airline"] == "0.5"
-    assert budgets["electricity"] == pytest.approx(3.0 + 1.2, abs=0.01)
-    assert budgets["shakespeare"] == pytest.approx(3.0 + 1.2 + 3.5, abs=0.01)
+    assert budgets["electricity"] > 3.0 * 0.12 / 0.30  # more than its own share
+    # the last stage gets all that is left but its own overhead
+    assert budgets["shakespeare"] == pytest.approx(10 / (1 + 0.15 / 0.85), abs=0.01)
+
+
+@pytest.mark.parametrize("overhead", [1.0, 2.0, 3.0])
+def test_the_budget_is_a_wall_clock_cap_when_evaluation_runs_slow(
+    tmp_path: Path, monkeypatch, overhead: float
+) -> None:
+    # another process on the machine: every stage's evaluation and reports take `overhead`
+    # times as long as on an idle machine; the later stages train less, and it ends on time
+    clock = FakeClock()
+    budgets = fake_stages(monkeypatch, clock, overhead=overhead)
+    started = clock.now
+    run_quickstart(tmp_path, 10)
+    assert clock.now - started <= 600 * 1.10, (clock.now - started, budgets)
+    assert clock.now - started >= 600 * 0.95  # and it uses the budget it has

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from rnnkit.config import from_dict
 from rnnkit.data import TextClassificationDataset, load_dataset
 from rnnkit.data.batching import BucketBatchSampler, PadCollate, SequenceDataset
+from rnnkit.data.tables import reopens_config_data
 from rnnkit.data.types import LabeledTexts, Splits
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.io import atomic_open
@@ -78,6 +79,7 @@ def load_splits(config: TextDataConfig) -> Splits[LabeledTexts]:
     return dataset.split(seed=config.split_seed, validation=config.validation, test=config.test)
 
 
+@reopens_config_data
 def held_out(run_dir: Path, config: dict[str, Any]) -> HeldOut:
     """The run's test split (`LabeledTexts`), reopened from its data config and split seed."""
     cfg = from_dict(ClassificationRunConfig, config["config"]).data

@@ -17,6 +17,7 @@ import pandas as pd
 
 from rnnkit.config import from_dict
 from rnnkit.data import TimeSeriesDataset, load_dataset
+from rnnkit.data.tables import reopens_config_data
 from rnnkit.data.types import contiguous_sizes
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.io import atomic_open
@@ -287,6 +288,7 @@ def count_origins(loader: WindowLoader | StreamLoader) -> int:
     return len(loader.origins)
 
 
+@reopens_config_data
 def held_out(run_dir: Path, config: dict[str, Any]) -> HeldOut:
     """The run's series (`TimeSeriesDataset`); the backtest scores their last `test_steps`."""
     cfg = from_dict(ForecastingRunConfig, config["config"]).data

@@ -24,6 +24,7 @@ import numpy as np
 
 from rnnkit.config import from_dict
 from rnnkit.data import TextClassificationDataset, TextCorpus, load_dataset
+from rnnkit.data.tables import reopens_config_data
 from rnnkit.data.text_folders import class_folders, is_text_file
 from rnnkit.data.types import contiguous_sizes
 from rnnkit.errors import ConfigError, DataError
@@ -263,6 +264,7 @@ def share(data: LMDataConfig, which: str) -> str:
     return f"{data.test:.0%}" if which == "test" else f"{data.validation:.0%}"
 
 
+@reopens_config_data
 def held_out(run_dir: Path, config: dict[str, Any]) -> HeldOut:
     """The run's test text (its validation text when the test share is 0)."""
     cfg = from_dict(LanguageModelRunConfig, config["config"]).data
