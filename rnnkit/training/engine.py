@@ -516,7 +516,15 @@ class _Replicas:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        self.module = DistributedDataParallel(self.model, device_ids=ids)
+        self.module = DistributedDataParallel(
+            self.model,
+            device_ids=ids,
+            # no buffer changes while training (the forecaster's interval scale is set after),
+            # so no broadcast of them before every forward: one collective per step fewer
+            broadcast_buffers=False,
+            # gradients live in the all-reduce buckets: no copy in and out of them each step
+            gradient_as_bucket_view=True,
+        )
         self._trainable = trainable
 
 
