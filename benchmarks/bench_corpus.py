@@ -82,18 +82,36 @@ LMWindows(streams.train, 32, 32)
 """
 
 
+# Runs argv[1:] and prints its peak RSS (KiB) last. A child's ru_maxrss also counts the process
+# it was forked from (Linux keeps the high-water mark across exec): from this script, with torch
+# imported (~220 MiB), it would be measured instead; a bare Python launches the child instead.
+PEAK_OF = """
+import os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(child.pid, 0)
+print(f"\\nmaxrss_kib={usage.ru_maxrss}", flush=True)
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+
+
 def child(command: list[str], env: dict[str, str]) -> tuple[str, float, float]:
     """(stdout, peak RSS in MiB, wall seconds) of one child process."""
     started = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PEAK_OF, *command],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+        status = proc.wait()
         seconds = time.perf_counter() - started
         out.seek(0)
         text = out.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
+    if status != 0:
         raise SystemExit(f"{' '.join(command[:6])} ... failed:\n{text[-3000:]}")
-    return text, usage.ru_maxrss / 1024, seconds
+    text, _, peak = text.rpartition("\nmaxrss_kib=")
+    return text, int(peak) / 1024, seconds
 
 
 def main() -> None:
