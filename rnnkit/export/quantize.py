@@ -272,6 +272,8 @@ def quantize(
             f"({'relative' if report.relative else 'absolute'}), beyond the limit "
             f"{report.limit:g} ({limit.why}); pass --allow-metric-change to keep it anyway"
         )
+    if method != "bf16":  # export.json names the quantized file last: once it is judged
+        _annotate_manifest(out, path, method)
     logger.info("%s model written to %s", method, path)
     return QuantizeResult(method, path, files, report)
 
@@ -283,7 +285,6 @@ def build(run_dir: Path, out: Path, method: str) -> tuple[Path, list[Path], Runn
 
         exported = export_onnx(run_dir, out)
         path = quantize_onnx(exported.path, out / "model.int8.onnx")
-        _annotate_manifest(out, path, method)
         return path, [*exported.files, path], onnx_runner(path, threads=torch.get_num_threads())
     if method == "torch-dynamic":
         from rnnkit.export.torchscript import export_torchscript, torchscript_runner
@@ -292,7 +293,6 @@ def build(run_dir: Path, out: Path, method: str) -> tuple[Path, list[Path], Runn
         prep = prepare(run_dir)
         path = out / "model.int8.pt"
         save_traced(quantize_module(prep.graph), prep, path)
-        _annotate_manifest(out, path, method)
         spec = exported.spec
         return (
             path,

@@ -14,11 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -35,10 +32,10 @@ from rnnkit.training.checkpoint import (
     load_checkpoint,
     load_weights_file,
     rank_state,
-    restore_rank_state,
     save_checkpoint,
     save_state,
 )
+from rnnkit.training.control import Budget, Progress, SigtermFlag, cadence, sigterm_flag
 from rnnkit.training.precision import Precision, resolve_device, resolve_precision
 from rnnkit.training.schedule import SCHEDULES, lr_factor
 
@@ -273,7 +270,7 @@ def fit(
     if steps_per_epoch == 0:
         raise ConfigError("the training data makes no batches (is the training split empty?)")
     state = TrainState(0, config.epochs, 0, steps_per_epoch * config.epochs, steps_per_epoch)
-    progress = _Progress(config)
+    progress = Progress(config)
     start_epoch, stale, stopped_early = 1, 0, False
     records: list[dict[str, Any]] = []
     spent_before = 0.0  # training seconds of the run before a resume (for max_minutes)
@@ -324,7 +321,7 @@ def fit(
         precision.name,
         steps_per_epoch,
     )
-    logger.info("%s", _cadence(config))
+    logger.info("%s", cadence(config))
     if world.distributed:
         logger.info(
             "data-parallel: %d processes x batch %d = effective batch %d at lr %g "
@@ -372,7 +369,7 @@ def fit(
         progress.saved(state.step)
         distributed.barrier()  # the others read model.safetensors only once it is whole
 
-    with _sigterm_flag() as sigterm:
+    with sigterm_flag() as sigterm:
         for epoch in range(start_epoch, config.epochs + 1):
             state.epoch = epoch
             if hasattr(sampler, "set_epoch"):
@@ -545,94 +542,6 @@ def _evaluate_once(
     return json.loads(distributed.broadcast_bytes(payload))
 
 
-@dataclass
-class _Progress:
-    """Where the epoch in progress stands and when the run folder was last written."""
-
-    config: TrainConfig
-    position: int = 0  # batches of the current epoch already trained (resume point)
-    totals: tuple[float, int, int] = (0.0, 0, 0)  # this epoch's loss sum, batches, tokens
-    saved_at: float = 0.0
-    saved_step: int = 0
-    pending: bytes | None = None  # a resumed rank's RNG and carried state, not yet restored
-
-    def restore(self, objective: Objective, device: torch.device) -> None:
-        """Put back the RNG states and the objective's carried state read from a checkpoint."""
-        if self.pending is None:
-            return
-        carried = restore_rank_state(self.pending)
-        self.pending = None
-        if carried and hasattr(objective, "load_carried_state"):
-            objective.load_carried_state({k: v.to(device) for k, v in carried.items()})
-
-    def due(self, step: int, *, mid_epoch: bool = False) -> bool:
-        """Whether a checkpoint is due by this process's clock or step count.
-
-        `checkpoint_seconds=0` means "after every epoch", not "after every step".
-        """
-        every, seconds = self.config.checkpoint_every, self.config.checkpoint_seconds
-        if every is not None and step - self.saved_step >= every:
-            return True
-        if mid_epoch and seconds == 0:
-            return False
-        return time.perf_counter() - self.saved_at >= seconds
-
-    def saved(self, step: int) -> None:
-        self.saved_at, self.saved_step = time.perf_counter(), step
-
-    @staticmethod
-    def agree(sigterm: bool, due: bool, fraction: float | None = None) -> tuple:
-        """(fraction, due, sigterm) as every rank will act on them: the maximum over ranks."""
-        if not distributed.active():
-            return fraction, due, sigterm
-        f, d, t = distributed.all_reduce_max(
-            [-1.0 if fraction is None else fraction, float(due), float(sigterm)]
-        )
-        return (None if fraction is None else f), bool(d), bool(t)
-
-
-def _cadence(config: TrainConfig) -> str:
-    """One line saying when checkpoints are written, so what a crash would lose is visible."""
-    when = []
-    if config.checkpoint_every is not None:
-        when.append(f"every {config.checkpoint_every} steps")
-    if config.checkpoint_seconds > 0:
-        when.append(f"every {config.checkpoint_seconds:g} s")
-    else:
-        when.append("after every epoch")
-    return (
-        f"checkpoints {' and '.join(when)}, on SIGTERM and after the first and last epoch: a "
-        "crash loses the work since the last one (--checkpoint-every, --checkpoint-seconds)"
-    )
-
-
-class _SigtermFlag:
-    seen = False
-
-
-@contextmanager
-def _sigterm_flag() -> Iterator[_SigtermFlag]:
-    """Note SIGTERM instead of dying at once, so the loop can checkpoint and stop cleanly.
-
-    Only the main thread can take signals; elsewhere (a server's worker thread) SIGTERM keeps
-    its default meaning.
-    """
-    flag = _SigtermFlag()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def note(signum: int, frame: Any) -> None:
-        del signum, frame
-        flag.seen = True
-
-    previous = signal.signal(signal.SIGTERM, note)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def make_optimizer(
     model: nn.Module, config: TrainConfig, device: torch.device
 ) -> torch.optim.Optimizer:
@@ -648,23 +557,6 @@ def make_optimizer(
     return opt_cls(
         params, lr=config.lr, weight_decay=config.weight_decay, fused=True if fused else None
     )
-
-
-@dataclass(frozen=True)
-class Budget:
-    """A wall-clock budget: `fraction()` of it used so far, and whether it is `spent()`."""
-
-    started: float  # time.perf_counter() when training (of this run, resumes included) began
-    minutes: float | None
-
-    def fraction(self) -> float | None:
-        if self.minutes is None:
-            return None
-        return (time.perf_counter() - self.started) / (60.0 * self.minutes)
-
-    def spent(self) -> bool:
-        fraction = self.fraction()
-        return fraction is not None and fraction >= 1.0
 
 
 def _config_key(config: TrainConfig) -> dict[str, Any]:
@@ -684,8 +576,8 @@ def _train_epoch(
     state: TrainState,
     callbacks: Sequence[Callback],
     budget: Budget,
-    progress: _Progress,
-    sigterm: _SigtermFlag,
+    progress: Progress,
+    sigterm: SigtermFlag,
     save: Callable[[int], None],
     saving: bool,
 ) -> float:

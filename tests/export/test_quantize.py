@@ -106,9 +106,12 @@ def test_metric_change_beyond_the_limit_fails_loudly_unless_allowed(
         q.quantize(run, tmp_path / "a", method="ort-dynamic")
     report = json.loads((tmp_path / "a" / q.REPORT_FILE).read_text())
     assert report["passed"] is False and report["allowed"] is False
+    # export.json names a quantized file only once it passed (or was allowed): last
+    assert "quantized" not in json.loads((tmp_path / "a" / "export.json").read_text())
     result = q.quantize(run, tmp_path / "b", method="ort-dynamic", allow_metric_change=True)
     assert not result.report.passed and result.report.allowed
     assert "EXCEEDED (allowed)" in result.report.table()
+    assert "quantized" in json.loads((tmp_path / "b" / "export.json").read_text())
 
 
 def test_method_names_and_formats_are_checked() -> None:
