@@ -301,3 +301,21 @@ def test_error_messages_do_not_echo_the_header_of_a_file_config_json_names(
     # the same file passed on the command line is the user's own: its columns help
     line = cli_refuses(["evaluate", str(run), "--data", str(private)], capsys, "no column")
     assert "hunter2_secret" in line
+
+
+def test_an_edited_token_in_tokenizer_json_is_refused(tmp_path_factory, tmp_path) -> None:
+    # a vocabulary with one token changed is still a valid vocabulary: only the checksum
+    # written with it tells that every text would now map to other ids
+    run = copy("language-model", tmp_path_factory, tmp_path)
+    data = json.loads((run / "tokenizer.json").read_text(encoding="utf-8"))
+    data["vocab"]["tokens"][5] = "XYZ"
+    (run / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    refused(run, DataError, r"tokenizer\.json, column 'sha256': the tokenizer does not match")
+
+
+def test_a_tokenizer_json_without_a_checksum_still_loads(tmp_path_factory, tmp_path) -> None:
+    run = copy("language-model", tmp_path_factory, tmp_path)
+    data = json.loads((run / "tokenizer.json").read_text(encoding="utf-8"))
+    del data["sha256"]  # as written before the checksum existed
+    (run / "tokenizer.json").write_text(json.dumps(data), encoding="utf-8")
+    assert rnnkit.load(run).generate("RO", max_tokens=3, seed=0)

@@ -343,13 +343,27 @@ class TextEncoder:
         tokenizer = tokenizer_from_dict(data.get("tokenizer"), source=source, key="tokenizer")
         vocab = Vocab.from_dict(data.get("vocab"), source=source, key="vocab")
         try:
-            return cls(tokenizer, vocab)
+            encoder = cls(tokenizer, vocab)
         except ConfigError as e:
             raise DataError(str(e), path=source, column="vocab") from e
+        # `save` records the content's sha256: an edited token would otherwise load as a valid
+        # vocabulary and silently change every answer. Files written before it load unchecked.
+        stored = data.get("sha256")
+        if stored is not None and stored != encoder.sha256():
+            raise DataError(
+                "the tokenizer does not match its sha256: the file was edited or damaged "
+                "after training; restore it from the run it came from",
+                path=source,
+                column="sha256",
+            )
+        return encoder
 
     def save(self, path: str | Path) -> None:
-        """Write one JSON file, atomically: an interrupted save leaves the previous file intact."""
-        atomic_write_json(path, self.to_dict())
+        """Write one JSON file, atomically: an interrupted save leaves the previous file intact.
+
+        The file carries the content's `sha256()`, checked by `load`.
+        """
+        atomic_write_json(path, {**self.to_dict(), "sha256": self.sha256()})
 
     @classmethod
     def load(cls, path: str | Path) -> TextEncoder:
