@@ -76,19 +76,7 @@ def load_corpus(path: str | Path) -> TextCorpus:
     Raises:
         DataError: no `.txt` file, only empty ones, or a file that is not UTF-8 (with line).
     """
-    root = existing(path)
-    if root.is_dir():
-        files = txt_files(root)
-        if not files:
-            raise DataError("no .txt files in this folder (searched recursively)", path=root)
-    elif is_text_file(root):
-        files = [root]
-    else:
-        raise DataError(
-            f"expected a .txt file (optionally .gz/.bz2/.xz) or a folder of them, got "
-            f"{''.join(root.suffixes) or 'a file with no suffix'!r}",
-            path=root,
-        )
+    root, files = corpus_files(path)
     documents = []
     for file in files:
         text = read_text(file)
@@ -99,6 +87,28 @@ def load_corpus(path: str | Path) -> TextCorpus:
     if not documents:
         raise DataError("the corpus is empty: every .txt file is empty or whitespace", path=root)
     return TextCorpus(str(root), documents, source=str(root))
+
+
+def corpus_files(path: str | Path) -> tuple[Path, list[Path]]:
+    """(root, the `.txt` files of a corpus in reading order): one file, or a folder's, recursively.
+
+    Raises:
+        DataError: nothing there, a file that is not `.txt` (optionally .gz/.bz2/.xz), or a
+            folder without `.txt` files (hidden paths skipped).
+    """
+    root = existing(path)
+    if root.is_dir():
+        files = txt_files(root)
+        if not files:
+            raise DataError("no .txt files in this folder (searched recursively)", path=root)
+        return root, files
+    if is_text_file(root):
+        return root, [root]
+    raise DataError(
+        f"expected a .txt file (optionally .gz/.bz2/.xz) or a folder of them, got "
+        f"{''.join(root.suffixes) or 'a file with no suffix'!r}",
+        path=root,
+    )
 
 
 def is_text_file(path: Path) -> bool:

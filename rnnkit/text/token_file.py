@@ -57,8 +57,8 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 from rnnkit.data.cache import cache_root
-from rnnkit.data.tables import existing, split_suffix
-from rnnkit.data.text_folders import is_text_file, txt_files
+from rnnkit.data.tables import split_suffix
+from rnnkit.data.text_folders import corpus_files
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.io import atomic_open, atomic_write_json
 from rnnkit.text.encoder import TextEncoder
@@ -123,19 +123,7 @@ class Corpus:
             DataError: nothing there, a file that is not `.txt`, or a folder without `.txt`
                 files (searched recursively, hidden paths skipped).
         """
-        root = existing(path)
-        if root.is_dir():
-            files = txt_files(root)
-            if not files:
-                raise DataError("no .txt files in this folder (searched recursively)", path=root)
-        elif is_text_file(root):
-            files = [root]
-        else:
-            raise DataError(
-                f"expected a .txt file (optionally .gz/.bz2/.xz) or a folder of them, got "
-                f"{''.join(root.suffixes) or 'a file with no suffix'!r}",
-                path=root,
-            )
+        root, files = corpus_files(path)
         return cls(root, tuple(files))
 
     @property

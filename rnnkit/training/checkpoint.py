@@ -75,11 +75,6 @@ def previous_path(path: str | Path) -> Path:
     return path.with_name("previous" + path.suffix)
 
 
-def has_checkpoint(path: str | Path) -> bool:
-    """Whether `path` or the one kept before it exists (readable or not)."""
-    return Path(path).is_file() or previous_path(path).is_file()
-
-
 def rank_state(carried: Mapping[str, torch.Tensor] | None = None) -> bytes:
     """This process's private state as safetensors bytes: every RNG, and the objective's state.
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -47,6 +48,7 @@ class Progress:
     """Where the epoch in progress stands and when the run folder was last written."""
 
     config: TrainConfig
+    run_dir: Path | None = None  # where checkpoints go (None: the run is not saved)
     position: int = 0  # batches of the current epoch already trained (resume point)
     totals: tuple[float, int, int] = (0.0, 0, 0)  # this epoch's loss sum, batches, tokens
     saved_at: float = 0.0

@@ -18,9 +18,12 @@ to its user:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -129,19 +132,19 @@ def _nccl() -> bool:
 
 def all_reduce_max(values: list[float]) -> list[float]:
     """The element-wise maximum of `values` over the ranks (the values themselves alone)."""
-    if not active():
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return t.tolist()
+    return _all_reduce(values, dist.ReduceOp.MAX)
 
 
 def all_reduce_sum(values: list[float]) -> list[float]:
     """The element-wise sum of `values` over the ranks (the values themselves alone)."""
+    return _all_reduce(values, dist.ReduceOp.SUM)
+
+
+def _all_reduce(values: list[float], op: Any) -> list[float]:
     if not active():
         return values
     t = torch.tensor(values, dtype=torch.float64, device=_comm_device())
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    dist.all_reduce(t, op=op)
     return t.tolist()
 
 
@@ -174,6 +177,52 @@ def broadcast_bytes(data: bytes) -> bytes:
         buf[:] = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device)
     dist.broadcast(buf, 0)
     return bytes(buf.cpu().numpy())
+
+
+def on_main(compute: Callable[[], Any]) -> Any:
+    """`compute()` run on rank 0 alone, its JSON-able result given to every rank.
+
+    What only rank 0 should do once (validation over the whole set, so no example is counted
+    twice and the numbers are those of one process) while the others wait for its answer.
+    """
+    if not active():
+        return compute()
+    payload = json.dumps(compute()).encode() if is_main_process() else b""
+    return json.loads(broadcast_bytes(payload))
+
+
+class Replicas:
+    """The module the training steps call: the model itself, or its DDP wrapper under torchrun.
+
+    DDP registers the parameters that require a gradient when it is built; a callback that
+    thaws layers (gradual unfreezing) changes that set, so `refresh` rebuilds the wrapper then.
+    """
+
+    def __init__(self, model: torch.nn.Module, world: World, device: torch.device) -> None:
+        self.model, self.world, self.device = model, world, device
+        self.module: torch.nn.Module = model
+        self._trainable: tuple[bool, ...] | None = None
+
+    def refresh(self) -> None:
+        """Wrap the model again if the set of trainable parameters changed (or not yet)."""
+        if not self.world.distributed:
+            return
+        trainable = tuple(p.requires_grad for p in self.model.parameters())
+        if trainable == self._trainable:
+            return
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        self.module = DistributedDataParallel(
+            self.model,
+            device_ids=ids,
+            # no buffer changes while training (the forecaster's interval scale is set after),
+            # so no broadcast of them before every forward: one collective per step fewer
+            broadcast_buffers=False,
+            # gradients live in the all-reduce buckets: no copy in and out of them each step
+            gradient_as_bucket_view=True,
+        )
+        self._trainable = trainable
 
 
 def barrier() -> None:

@@ -270,7 +270,7 @@ def fit(
     if steps_per_epoch == 0:
         raise ConfigError("the training data makes no batches (is the training split empty?)")
     state = TrainState(0, config.epochs, 0, steps_per_epoch * config.epochs, steps_per_epoch)
-    progress = Progress(config)
+    progress = Progress(config, run_path)
     start_epoch, stale, stopped_early = 1, 0, False
     records: list[dict[str, Any]] = []
     spent_before = 0.0  # training seconds of the run before a resume (for max_minutes)
@@ -336,10 +336,14 @@ def fit(
     started = time.perf_counter() - spent_before
     budget = Budget(started, config.max_minutes)
     progress.saved(state.step)
-    trained = _Replicas(model, world, device)
+    trained = distributed.Replicas(model, world, device)
 
-    def save(epoch_done: int, position: int) -> None:
-        """Bring the run folder up to date: best weights, records, checkpoint, together."""
+    def save(epoch_done: int, position: int, totals: tuple[float, int, int] = (0.0, 0, 0)) -> None:
+        """Bring the run folder up to date: best weights, records, checkpoint, together.
+
+        `position` batches of the epoch after `epoch_done` are trained, with `totals` (loss
+        sum, batches, tokens) so far; a checkpoint at an epoch's end has (0, zeros).
+        """
         nonlocal best_unsaved
         carried = objective.carried_state() if hasattr(objective, "carried_state") else None
         blobs = distributed.all_gather_bytes(rank_state(carried))
@@ -353,7 +357,7 @@ def fit(
             info = {
                 "epoch": epoch_done,
                 "position": position,
-                "totals": list(progress.totals),
+                "totals": list(totals),
                 "step": state.step,
                 "best": state.best,
                 "best_epoch": state.best_epoch,
@@ -369,6 +373,7 @@ def fit(
         progress.saved(state.step)
         distributed.barrier()  # the others read model.safetensors only once it is whole
 
+    ctx = EvalContext(device, precision)
     with sigterm_flag() as sigterm:
         for epoch in range(start_epoch, config.epochs + 1):
             state.epoch = epoch
@@ -397,11 +402,10 @@ def fit(
                 budget,
                 progress,
                 sigterm,
-                lambda position, e=epoch: save(e - 1, position),
-                run_path is not None,
+                None if run_path is None else lambda at, totals, e=epoch: save(e - 1, at, totals),
             )
-            ctx = EvalContext(device, precision)
-            metrics = _evaluate_once(objective, model, val_loader, ctx)
+            # rank 0 alone, over the whole validation set (no example counted twice)
+            metrics = distributed.on_main(lambda: objective.evaluate(model, val_loader, ctx))
             record = {
                 "epoch": epoch,
                 "step": state.step,
@@ -467,14 +471,17 @@ def fit(
 
 
 class Interrupted(TrainingError):
-    """SIGTERM stopped training; the run folder holds a checkpoint at the step it stopped."""
+    """SIGTERM stopped training; the run folder (if any) holds a checkpoint at that step."""
 
     def __init__(self, epoch: int, position: int, step: int, run_dir: Path | None) -> None:
-        where = f" in {run_dir}" if run_dir is not None else ""
+        saved = (
+            "no run folder, so nothing was saved"
+            if run_dir is None
+            else f"a checkpoint was written in {run_dir}: continue with --resume (under torchrun "
+            "--max-restarts a restart resumes by itself)"
+        )
         super().__init__(
-            f"stopped by SIGTERM at epoch {epoch}, batch {position} (step {step}); a checkpoint "
-            f"was written{where}: continue with --resume (under torchrun --max-restarts a "
-            "restart resumes by itself)"
+            f"stopped by SIGTERM at epoch {epoch}, batch {position} (step {step}); {saved}"
         )
 
 
@@ -490,56 +497,6 @@ def flatten_rnn_weights(model: nn.Module) -> None:
     for module in model.modules():
         if isinstance(module, nn.RNNBase):
             module.flatten_parameters()
-
-
-class _Replicas:
-    """The module the training steps call: the model itself, or its DDP wrapper under torchrun.
-
-    DDP registers the parameters that require a gradient when it is built; a callback that
-    thaws layers (gradual unfreezing) changes that set, so the wrapper is rebuilt then.
-    """
-
-    def __init__(self, model: nn.Module, world: distributed.World, device: torch.device):
-        self.model, self.world, self.device = model, world, device
-        self.module: nn.Module = model
-        self._trainable: tuple[bool, ...] | None = None
-
-    def refresh(self) -> None:
-        if not self.world.distributed:
-            return
-        trainable = tuple(p.requires_grad for p in self.model.parameters())
-        if trainable == self._trainable:
-            return
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        self.module = DistributedDataParallel(
-            self.model,
-            device_ids=ids,
-            # no buffer changes while training (the forecaster's interval scale is set after),
-            # so no broadcast of them before every forward: one collective per step fewer
-            broadcast_buffers=False,
-            # gradients live in the all-reduce buckets: no copy in and out of them each step
-            gradient_as_bucket_view=True,
-        )
-        self._trainable = trainable
-
-
-def _evaluate_once(
-    objective: Objective, model: nn.Module, loader: Any, ctx: EvalContext
-) -> dict[str, float]:
-    """The objective's validation metrics, computed on rank 0 alone and given to every rank.
-
-    Evaluating the whole validation set in one place counts no example twice (a sharded
-    evaluation would repeat examples to even out the ranks) and gives exactly the numbers a
-    single process gives; macro-F1 or MASE do not decompose into per-rank sums anyway.
-    """
-    if not distributed.active():
-        return objective.evaluate(model, loader, ctx)
-    payload = b""
-    if distributed.is_main_process():
-        payload = json.dumps(objective.evaluate(model, loader, ctx)).encode()
-    return json.loads(distributed.broadcast_bytes(payload))
 
 
 def make_optimizer(
@@ -578,14 +535,14 @@ def _train_epoch(
     budget: Budget,
     progress: Progress,
     sigterm: SigtermFlag,
-    save: Callable[[int], None],
-    saving: bool,
+    save: Callable[[int, tuple[float, int, int]], None] | None,
 ) -> float:
     """One epoch's steps from `progress.position` on; returns the epoch's mean training loss.
 
     Before each step the ranks agree (one small all-reduce under torchrun) on the budget's
     fraction, whether a checkpoint is due and whether SIGTERM arrived; a checkpoint written
-    here records the batch position, so a resume starts at the next batch.
+    here (`save(position, totals)`; None without a run folder) records the batch position, so
+    a resume starts at the next batch.
     """
     model.train()
     total, count, tokens = progress.totals
@@ -597,16 +554,14 @@ def _train_epoch(
     progress.restore(objective, next(model.parameters()).device)  # a mid-epoch resume's state
     for batch in batches:
         fraction = budget.fraction()
-        due = saving and position > 0 and progress.due(state.step, mid_epoch=True)
+        due = save is not None and position > 0 and progress.due(state.step, mid_epoch=True)
         fraction, due, interrupted = progress.agree(sigterm.seen, due, fraction)
         if fraction is not None and fraction >= 1.0:
             break
-        if (due or interrupted) and saving:
-            progress.totals = (total, count, tokens)
-            save(position)
-            progress.totals = (0.0, 0, 0)
+        if (due or interrupted) and save is not None:
+            save(position, (total, count, tokens))
         if interrupted:
-            raise Interrupted(state.epoch, position, state.step, None)
+            raise Interrupted(state.epoch, position, state.step, progress.run_dir)
         step = state.step
         if fraction is not None:  # the schedule runs on time: the budget is the whole run
             step = min(int(fraction * state.total_steps), state.total_steps - 1)
@@ -634,8 +589,9 @@ def _train_epoch(
         position += 1
         total += value
         count += 1
-        tokens += _num_tokens(batch)
-        measured += _num_tokens(batch)
+        n = _num_tokens(batch)
+        tokens += n
+        measured += n
         state.loss = total / count
         state.lr = config.lr * factor
         state.tokens_per_second = measured / max(time.perf_counter() - tick, 1e-9)

@@ -196,6 +196,22 @@ def test_nan_loss_stops_with_epoch_step_and_value(tmp_path) -> None:
     assert info["epoch"] == 1
 
 
+def fit_tokens(model, config, run_dir, callbacks=(), resume=False):
+    """`fit` on the token-occurs task's fixed training and validation data; returns `model`."""
+    train, val = token_occurs_data(256, 0), token_occurs_data(64, 1)
+    fit(
+        model,
+        TokenTask(),
+        loader(*train, seed=config.seed),
+        loader(*val, shuffle=False),
+        config,
+        run_dir=run_dir,
+        callbacks=callbacks,
+        resume=resume,
+    )
+    return model
+
+
 class StopAfter(Callback):
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
@@ -205,22 +221,11 @@ class StopAfter(Callback):
 
 
 def test_resume_after_epoch_one_matches_an_uninterrupted_run(tmp_path) -> None:
-    train, val = token_occurs_data(256, 0), token_occurs_data(64, 1)
     config = replace(FAST, epochs=3, lr=5e-3)
 
     def run(run_dir, callbacks=(), resume=False, model=None):
         model = model or tiny_model("lstm", seed=7, dropout=0.3, embedding_dropout=0.1)
-        fit(
-            model,
-            TokenTask(),
-            loader(*train, seed=config.seed),
-            loader(*val, shuffle=False),
-            config,
-            run_dir=run_dir,
-            callbacks=callbacks,
-            resume=resume,
-        )
-        return model
+        return fit_tokens(model, config, run_dir, callbacks, resume)
 
     whole = run(tmp_path / "whole")
     run(tmp_path / "split", callbacks=[StopAfter(1)])
@@ -254,22 +259,11 @@ class CrashAt(Callback):
 
 @pytest.mark.parametrize("crash_step", [3, 9, 14])
 def test_a_crash_mid_epoch_resumes_to_bitwise_equal_weights(tmp_path, crash_step) -> None:
-    train, val = token_occurs_data(256, 0), token_occurs_data(64, 1)
     config = replace(FAST, epochs=3, lr=5e-3, checkpoint_every=2, batch_size=48)
 
     def run(run_dir, callbacks=(), resume=False):
         model = tiny_model("lstm", seed=7, dropout=0.3, embedding_dropout=0.1)
-        fit(
-            model,
-            TokenTask(),
-            loader(*train, seed=config.seed),
-            loader(*val, shuffle=False),
-            config,
-            run_dir=run_dir,
-            callbacks=callbacks,
-            resume=resume,
-        )
-        return model
+        return fit_tokens(model, config, run_dir, callbacks, resume)
 
     whole = run(tmp_path / "whole")
     with pytest.raises(KeyboardInterrupt):
@@ -291,22 +285,11 @@ def safe_open_metadata(path) -> dict:
 
 
 def test_a_damaged_last_checkpoint_falls_back_to_the_previous_one(tmp_path, caplog) -> None:
-    train, val = token_occurs_data(256, 0), token_occurs_data(64, 1)
     config = replace(FAST, epochs=3, lr=5e-3, checkpoint_seconds=0)
 
     def run(run_dir, callbacks=(), resume=False):
         model = tiny_model("gru", seed=7)
-        fit(
-            model,
-            TokenTask(),
-            loader(*train, seed=config.seed),
-            loader(*val, shuffle=False),
-            config,
-            run_dir=run_dir,
-            callbacks=callbacks,
-            resume=resume,
-        )
-        return model
+        return fit_tokens(model, config, run_dir, callbacks, resume)
 
     whole = run(tmp_path / "whole")
     run(tmp_path / "split", callbacks=[StopAfter(2)])
