@@ -424,31 +424,6 @@ MAX_BPE_VOCAB = 1_000_000
 MAX_TOKENS = 1_000_000
 
 
-def check_device(device: str, key: str = "--device") -> str:
-    """`device` if this machine has it: "cpu", "cuda", "cuda:N" or "mps".
-
-    Raises:
-        ConfigError: an unknown device, or one this torch build or machine lacks (named, with
-            the devices that are there), instead of torch's assertion from deep inside.
-    """
-    import torch
-
-    name, _, index = str(device).partition(":")
-    have = ["cpu"]
-    if torch.cuda.is_available():
-        have += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        have.append("mps")
-    if name not in ("cpu", "cuda", "mps") or (index and not index.isdigit()):
-        raise ConfigError(f"{key} {device!r}: not a device; use one of {', '.join(have)}")
-    if str(device) not in have:
-        why = "" if name != "cuda" or torch.version.cuda else " (this torch is built without CUDA)"
-        raise ConfigError(
-            f"{key} {device}: not available on this machine{why}; use one of {', '.join(have)}"
-        )
-    return device
-
-
 def check_seeds(cfg: Any) -> None:
     """For run configs: `train.seed` (and `data.split_seed`) must be seeds NumPy and torch take.
 

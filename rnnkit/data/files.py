@@ -31,7 +31,7 @@ from rnnkit.data.tables import (
     is_missing,
     read_table,
 )
-from rnnkit.data.text_folders import class_folders, is_text_file, load_corpus, load_text_folder
+from rnnkit.data.text_folders import folder_kind, is_text_file, load_corpus, load_text_folder
 from rnnkit.data.types import (
     Dataset,
     LabeledTexts,
@@ -211,12 +211,9 @@ def _guess_kind(path: Path, columns: dict[str, Any]) -> tuple[str, Table | None]
         if any(key in KINDS[kind] for key in columns):
             return kind, None
     if path.is_dir():
-        if class_folders(path / "train"):
-            return "labeled-texts", None
-        has_classes = bool(class_folders(path))
-        has_texts = any(is_text_file(child) for child in path.iterdir())
-        if has_classes != has_texts:
-            return ("labeled-texts" if has_classes else "corpus"), None
+        kind = folder_kind(path)
+        if kind is not None:
+            return kind, None
         raise ConfigError(
             f"cannot tell what {path} holds (class folders and loose .txt files, or neither); "
             "pass kind='labeled-texts' or kind='corpus'"

@@ -89,6 +89,18 @@ def load_corpus(path: str | Path) -> TextCorpus:
     return TextCorpus(str(root), documents, source=str(root))
 
 
+def folder_kind(path: Path) -> str | None:
+    """What a folder holds: "labeled-texts" (class folders, or `train/` of them), "corpus"
+    (loose `.txt` files and no class folders), or None when it cannot be told (both, neither)."""
+    if class_folders(path / "train"):
+        return "labeled-texts"
+    has_classes = bool(class_folders(path))
+    has_texts = any(is_text_file(child) for child in path.iterdir())
+    if has_classes == has_texts:
+        return None
+    return "labeled-texts" if has_classes else "corpus"
+
+
 def corpus_files(path: str | Path) -> tuple[Path, list[Path]]:
     """(root, the `.txt` files of a corpus in reading order): one file, or a folder's, recursively.
 

@@ -25,20 +25,35 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` -> cuda, then mps, then cpu; an explicit device must exist."""
+    """`auto` -> cuda, then mps, then cpu; an explicit device ("cpu", "cuda", "cuda:N", "mps")
+    must exist on this machine.
+
+    Raises:
+        ConfigError: an unknown device, or one this torch build or machine lacks (named, with
+            the devices that are there), instead of torch's assertion from deep inside.
+    """
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
         if torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    kind = name.split(":")[0]
-    if kind not in DEVICES[1:]:
-        raise ConfigError(f"--device must be one of {', '.join(DEVICES)} (or cuda:N), got {name!r}")
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda was asked for, but torch sees no CUDA GPU here")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("--device mps was asked for, but MPS is not available here")
+    have = ["cpu"]
+    if torch.cuda.is_available():
+        have += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        have.append("mps")
+    kind, _, index = str(name).partition(":")
+    if kind not in DEVICES[1:] or (index and not index.isdigit()):
+        raise ConfigError(
+            f"--device must be one of {', '.join(DEVICES)} (or cuda:N), got {name!r}; this "
+            f"machine has {', '.join(have)}"
+        )
+    if str(name) not in have:
+        why = "" if kind != "cuda" or torch.version.cuda else " (this torch is built without CUDA)"
+        raise ConfigError(
+            f"--device {name}: not available on this machine{why}; use one of {', '.join(have)}"
+        )
     return torch.device(name)
 
 

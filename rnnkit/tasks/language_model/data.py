@@ -25,7 +25,7 @@ import numpy as np
 from rnnkit.config import from_dict
 from rnnkit.data import TextClassificationDataset, TextCorpus, load_dataset
 from rnnkit.data.tables import reopens_config_data
-from rnnkit.data.text_folders import class_folders, is_text_file
+from rnnkit.data.text_folders import folder_kind, is_text_file
 from rnnkit.data.types import contiguous_sizes
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.io import atomic_write_text
@@ -123,12 +123,8 @@ class LMStreams:
 
 
 def _is_corpus_path(path: Path) -> bool:
-    """Whether `load_dataset(path)` reads `path` as a corpus (as `data.files` tells kinds)."""
-    if is_text_file(path):
-        return True
-    if not path.is_dir() or class_folders(path / "train") or class_folders(path):
-        return False
-    return any(is_text_file(child) for child in path.iterdir())
+    """Whether `load_dataset(path)` reads `path` as a corpus."""
+    return is_text_file(path) or (path.is_dir() and folder_kind(path) == "corpus")
 
 
 def streamed_corpus(config: LMDataConfig) -> Corpus | None:

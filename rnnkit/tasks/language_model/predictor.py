@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from rnnkit import run_folder
-from rnnkit.config import check_device, from_dict
+from rnnkit.config import from_dict
 from rnnkit.errors import ConfigError, DataError
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 from rnnkit.run_folder import Files
@@ -20,7 +20,7 @@ from rnnkit.tasks.language_model.generate import SamplingConfig, generate, strea
 from rnnkit.tasks.language_model.objective import LanguageModelObjective, encode_stream
 from rnnkit.text import TextEncoder
 from rnnkit.training import EvalContext
-from rnnkit.training.precision import resolve_precision
+from rnnkit.training.precision import resolve_device, resolve_precision
 
 
 class LanguageModelPredictor:
@@ -51,7 +51,7 @@ class LanguageModelPredictor:
     def from_run(
         cls, run_dir: Path, config: dict[str, Any], device: str = "cpu"
     ) -> LanguageModelPredictor:
-        check_device(device)
+        resolve_device(device)  # one line for a device this machine lacks
         path = run_dir / Files.CONFIG
         try:
             model_cfg = from_dict(LanguageModelConfig, config["model"])
