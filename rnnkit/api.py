@@ -35,7 +35,7 @@ from rnnkit.runs import nest_overrides
 from rnnkit.tasks import TaskSpec, get_task
 from rnnkit.training.options import TRAIN_OPTIONS
 
-__all__ = ["option_keys", "train"]
+__all__ = ["distill", "option_keys", "train"]
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,85 @@ def train(
     logger.info("%s: training into %s", spec.name, out)
     result = spec.train(run_config, out, callbacks=callbacks, resume=resume)
     return None if result is None else Run(result.run_dir)  # None: a torchrun rank but 0
+
+
+#: `distill`'s own options (the soft loss) -> config keys; the model's size is the task's.
+DISTILL_OPTIONS: dict[str, str] = {
+    "temperature": "distill.temperature",
+    "alpha": "distill.alpha",
+}
+
+
+def distill(
+    teacher: str | Path | Run,
+    out: str | Path,
+    config: Mapping[str, Any] | None = None,
+    *,
+    callbacks: Sequence[Any] = (),
+    resume: bool = False,
+    **options: Any,
+) -> Run | None:
+    """Train a smaller student of a trained run on its soft outputs (knowledge distillation).
+
+    The student keeps the teacher's whole run config (data, split, tokenizer, window, training
+    budget) except the model's size: by default a one-layer GRU half the teacher's width (a
+    GRU has three gate blocks to an LSTM's four, so about a fifth of the teacher's recurrent
+    multiply-adds), trained on `(1 - alpha) * loss(truth) + alpha * soft(teacher)`
+    (`rnnkit.training.distill`). It is an ordinary run folder: it loads, exports and serves.
+
+    Args:
+        teacher: the teacher's run folder (or `Run`).
+        out: the student's run folder.
+        config: dotted config keys for anything else (`{"train.epochs": 3}`).
+        callbacks: training callbacks, e.g. a progress bar.
+        resume: continue an interrupted student in `out`.
+        **options: `cell`, `hidden_size`, `num_layers` (the student's size), `temperature`,
+            `alpha` (the soft loss; `alpha=0` trains the same student on the truth alone, the
+            reference it must beat) and the engine's (`epochs`, `seed`, ...).
+
+    Returns:
+        The student's run (None on torchrun ranks other than 0).
+    """
+    run = teacher if isinstance(teacher, Run) else Run(teacher)
+    spec = run.task
+    mine = {k: options.pop(k) for k in list(options) if k in DISTILL_OPTIONS}
+    keys = {DISTILL_OPTIONS[k]: v for k, v in mine.items()}
+    keys.update(option_keys(spec, options))
+    teacher_config = run.config
+    width = int(_value(teacher_config, "model.hidden_size"))
+    student = {
+        "model.cell": "gru",
+        "model.hidden_size": max(8, width // 2),
+        "model.num_layers": 1,
+        "distill.teacher": str(run.path),
+    }
+    if hasattr(teacher_config, "transfer"):  # a ULMFiT teacher's LM would fix the student's shape
+        student["transfer.init_from"] = None
+    overrides = {**student, **nest_flat(config or {}), **keys}
+    from rnnkit.config import apply_overrides
+
+    try:
+        run_config = apply_overrides(teacher_config, nest_overrides(overrides))
+    except ConfigError as exc:
+        message = str(exc).removeprefix("--set: ")
+        raise ConfigError(f"distill: {message}") from None
+    out = Path(out)
+    if not resume and (out / Files.CONFIG).exists():
+        raise ConfigError(f"{out} already holds a run; choose another out= or pass resume=True")
+    logger.info("%s: distilling %s into %s", spec.name, run.path, out)
+    result = spec.train(run_config, out, callbacks=callbacks, resume=resume)
+    return None if result is None else Run(result.run_dir)
+
+
+def nest_flat(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Nested dicts of config keys flattened to dotted keys (`{"a": {"b": 1}}` -> `{"a.b": 1}`)."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, Mapping):
+            flat.update({f"{key}.{k}": v for k, v in nest_flat(value).items()})
+        else:
+            flat[str(key)] = value
+    return flat
 
 
 def option_keys(spec: TaskSpec, options: Mapping[str, Any]) -> dict[str, Any]:

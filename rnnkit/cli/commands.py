@@ -15,12 +15,22 @@ import os
 import sys
 from collections.abc import Sequence
 
-from rnnkit.cli import bench, compare, datasets, evaluate, export, quickstart, serve, train
+from rnnkit.cli import (
+    bench,
+    compare,
+    datasets,
+    distill,
+    evaluate,
+    export,
+    quickstart,
+    serve,
+    train,
+)
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import TASKS
 from rnnkit.version import __version__
 
-COMMAND_MODULES = [datasets, train, evaluate, quickstart, compare, export, bench, serve]
+COMMAND_MODULES = [datasets, train, distill, evaluate, quickstart, compare, export, bench, serve]
 
 
 def build_parser() -> argparse.ArgumentParser:

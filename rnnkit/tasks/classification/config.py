@@ -9,6 +9,7 @@ from rnnkit.config import MAX_TOKENS, check_range, check_seeds, check_text_data
 from rnnkit.models.classifier import ClassifierConfig
 from rnnkit.tasks.classification.transfer import TransferConfig
 from rnnkit.training import TrainConfig
+from rnnkit.training.distill import DistillConfig
 
 TASK = "classification"
 #: one line for `--help` and listings.
@@ -88,6 +89,7 @@ class ClassificationRunConfig:
     embeddings: EmbeddingsConfig = field(default_factory=EmbeddingsConfig)
     transfer: TransferConfig = field(default_factory=TransferConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     monitor: Literal["accuracy", "macro_f1", "loss"] = "accuracy"
 
     def __post_init__(self) -> None:

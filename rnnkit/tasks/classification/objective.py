@@ -1,4 +1,5 @@
-"""The classifier's objective for `fit`: cross-entropy, and the metrics per epoch."""
+"""The classifier's objective for `fit`: cross-entropy (mixed with a teacher's soft class
+probabilities when distilling), and the metrics per epoch."""
 
 from __future__ import annotations
 
@@ -12,21 +13,42 @@ import torch.nn.functional as F
 
 from rnnkit.tasks.classification.metrics import classification_metrics
 from rnnkit.training import Callback, EvalContext, TrainState
+from rnnkit.training.distill import Teacher, soft_cross_entropy
 from rnnkit.training.precision import eval_mode
 
 logger = logging.getLogger(__name__)
 
 
 class ClassificationObjective:
-    """Cross-entropy loss; accuracy, macro-F1 and loss on evaluation."""
+    """Cross-entropy loss; accuracy, macro-F1 and loss on evaluation.
 
-    def __init__(self, classes: Sequence[str], monitor: str = "accuracy") -> None:
+    Args:
+        classes: the label names, in id order.
+        monitor: the validation metric that picks the best epoch.
+        teacher: when distilling, the teacher whose temperature-softened class probabilities
+            are mixed into the loss (`rnnkit.training.distill`).
+    """
+
+    def __init__(
+        self, classes: Sequence[str], monitor: str = "accuracy", teacher: Teacher | None = None
+    ) -> None:
         self.classes = list(classes)
+        self.teacher = teacher
         self.monitor = monitor
         self.monitor_mode: Literal["max", "min"] = "min" if monitor == "loss" else "max"
 
     def compute_loss(self, model: torch.nn.Module, batch: Any) -> torch.Tensor:
-        return F.cross_entropy(model(batch.ids, batch.lengths).float(), batch.labels)
+        logits = model(batch.ids, batch.lengths).float()  # (B, C)
+        loss = F.cross_entropy(logits, batch.labels)
+        teacher = self.teacher
+        if teacher is None:
+            return loss
+        return teacher.mix(
+            loss,
+            lambda: soft_cross_entropy(
+                logits, teacher(model, batch.ids, batch.lengths), teacher.temperature
+            ),
+        )
 
     def predict(
         self, model: torch.nn.Module, loader: Any, ctx: EvalContext

@@ -36,6 +36,7 @@ from rnnkit.tasks.classification.predictor import ClassifierPredictor
 from rnnkit.tasks.classification.report import write_outputs as _write_outputs
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, FitResult, fit
+from rnnkit.training.distill import Teacher
 from rnnkit.training.distributed import is_main_process
 from rnnkit.training.precision import resolve_precision
 
@@ -100,6 +101,12 @@ def train_classifier(
     if len(splits.validation) == 0 or len(splits.test) == 0:
         raise ConfigError("validation and test splits must not be empty; raise their fractions")
 
+    teacher = _teacher(config)
+    if teacher is not None and teacher.classes != classes:
+        raise ConfigError(
+            f"the teacher {config.distill.teacher} knows the classes {teacher.classes}, "
+            f"this data has {classes}: distil on the teacher's data (its config's data keys)"
+        )
     lm_config = None
     if config.transfer.init_from:
         from rnnkit.tasks.classification.transfer import lm_run
@@ -107,6 +114,8 @@ def train_classifier(
         lm_config, lm_encoder = lm_run(config.transfer.init_from)
     if resume:
         text_encoder = TextEncoder.load(run_dir / Files.TOKENIZER)
+    elif teacher is not None:
+        text_encoder = teacher.encoder  # the student reads text exactly as its teacher did
     elif lm_config is not None:
         text_encoder = lm_encoder  # read text exactly as the language model did
     else:
@@ -180,7 +189,9 @@ def train_classifier(
                 "embeddings_coverage": coverage.as_dict() if coverage is not None else None,
             },
         )
-    task = ClassificationObjective(classes, config.monitor)
+    task = ClassificationObjective(
+        classes, config.monitor, Teacher(teacher.model, config.distill) if teacher else None
+    )
     all_callbacks = list(callbacks)
     if lm_config is not None and config.transfer.gradual_unfreezing:
         from rnnkit.tasks.classification.transfer import GradualUnfreezing, layer_groups
@@ -214,6 +225,14 @@ def train_classifier(
         model, text_encoder, classes, data_cfg.max_length, device=str(ctx.device)
     )
     return ClassifierRun(run_dir, result, test_metrics, seconds, predictor)
+
+
+def _teacher(config: ClassificationRunConfig) -> ClassifierPredictor | None:
+    """The classifier named by `distill.teacher`, loaded on the CPU (None when not distilling)."""
+    if not config.distill.teacher:
+        return None
+    path = Path(config.distill.teacher)
+    return ClassifierPredictor.from_run(path, run_folder.config_for_task(path, TASK, "distill"))
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, **columns: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from rnnkit.errors import ConfigError
 from rnnkit.models.forecaster import MAX_HORIZON, ForecasterConfig
 from rnnkit.tasks.forecasting.windows import Baseline, default_season
 from rnnkit.training import TrainConfig
+from rnnkit.training.distill import DistillConfig
 
 TASK = "forecasting"
 #: one line for `--help` and listings.
@@ -121,6 +122,7 @@ class ForecastingRunConfig:
     window: WindowConfig = field(default_factory=WindowConfig)
     model: ForecasterConfig = field(default_factory=ForecasterConfig)
     train: TrainConfig = field(default_factory=_train_defaults)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     backtest: bool = True  # run the rolling-origin backtest after training
     # "windows": shuffled windows, each from a zero state (what the backtest's `model` row
     # does). "stateful": each series' training part in order as a few long streams, the state

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from rnnkit import run_folder
@@ -27,6 +28,7 @@ from rnnkit.models.encoder import State, detach_state, state_from_tensors, state
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.tasks.forecasting.streams import StreamBatch
 from rnnkit.training import Callback, EvalContext, FitResult, TrainConfig, fit
+from rnnkit.training.distill import Teacher
 from rnnkit.training.distributed import is_main_process
 from rnnkit.training.precision import eval_mode
 
@@ -48,28 +50,54 @@ class ForecastingObjective:
     """The model's own loss (pinball / Gaussian NLL / L1); validation loss monitored.
 
     Holds the running state between `compute_loss` calls for stream batches.
+
+    Args:
+        teacher: when distilling, a forecaster with the same inputs and outputs whose raw
+            outputs (the point forecast, quantiles or distribution parameters at every horizon,
+            in the scaled space) the student matches in mean squared error, mixed with its own
+            loss on the truth. It carries its own stream state, as the student does.
     """
 
     monitor = "loss"
     monitor_mode: Literal["max", "min"] = "min"
 
-    def __init__(self) -> None:
+    def __init__(self, teacher: Teacher | None = None) -> None:
+        self.teacher = teacher
         self.state: State | None = None
+        self.teacher_state: State | None = None
 
     def carried_state(self) -> dict[str, Tensor]:
-        """The stream state carried into the next window, for a checkpoint inside an epoch."""
-        return state_tensors(self.state)
+        """The stream state carried into the next window (the teacher's too), for a checkpoint."""
+        teacher = {f"teacher_{k}": v for k, v in state_tensors(self.teacher_state).items()}
+        return {**state_tensors(self.state), **teacher}
 
     def load_carried_state(self, tensors: dict[str, Tensor]) -> None:
-        self.state = state_from_tensors(tensors)
+        self.state = state_from_tensors({k: v for k, v in tensors.items() if k in ("h", "c")})
+        prefix = "teacher_"
+        self.teacher_state = state_from_tensors(
+            {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+        )
 
     def compute_loss(self, model: torch.nn.Module, batch: Any) -> Tensor:
         params, target, state = forward_batch(model, batch, self.state)  # type: ignore[arg-type]
         self.state = detach_state(state)
+        teacher_params = None
+        if self.teacher is not None and self.teacher.alpha > 0.0:
+            with torch.no_grad():
+                teacher_params, _, self.teacher_state = forward_batch(
+                    self.teacher.beside(model),  # type: ignore[arg-type]
+                    batch,
+                    self.teacher_state,
+                )
         if target.numel() == 0:  # a window of ragged stream ends only: nothing to score
             return params.sum() * 0.0
         forecaster = getattr(model, "module", model)  # under torchrun, DDP wraps the model
-        return forecaster.loss(params.float(), target)
+        loss = forecaster.loss(params.float(), target)
+        if teacher_params is None:
+            return loss
+        return self.teacher.mix(  # type: ignore[union-attr]
+            loss, lambda: F.mse_loss(params.float(), teacher_params.float())
+        )
 
     def evaluate(self, model: torch.nn.Module, loader: Any, ctx: EvalContext) -> dict[str, float]:
         total, mae, count = 0.0, 0.0, 0
@@ -137,6 +165,7 @@ def train_members(
     *,
     callbacks: Sequence[Callback] = (),
     resume: bool = False,
+    teacher: Teacher | None = None,
 ) -> tuple[Forecaster, FitResult]:
     """Train `members` forecasters with their own seeds and merge them into one.
 
@@ -155,6 +184,7 @@ def train_members(
         run_dir: the run folder.
         callbacks: passed to every member's `fit`.
         resume: continue unfinished members from their checkpoints.
+        teacher: when distilling, the teacher every member learns from.
 
     Returns:
         (the merged model, with its interval not yet calibrated; the combined result).
@@ -178,7 +208,7 @@ def train_members(
         else:
             result = fit(
                 model,
-                ForecastingObjective(),
+                ForecastingObjective(teacher),
                 make_train_loader(seed),
                 val_loader,
                 member_config,

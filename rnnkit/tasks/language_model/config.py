@@ -10,6 +10,7 @@ from rnnkit.errors import ConfigError
 from rnnkit.models.language_model import LanguageModelConfig
 from rnnkit.tasks.language_model.generate import SamplingConfig
 from rnnkit.training import TrainConfig
+from rnnkit.training.distill import DistillConfig
 
 TASK = "language-model"
 #: one line for `--help` and listings.
@@ -115,6 +116,7 @@ class LanguageModelRunConfig:
     data: LMDataConfig = field(default_factory=LMDataConfig)
     model: LanguageModelConfig = field(default_factory=LanguageModelConfig)
     train: TrainConfig = field(default_factory=_default_train)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     sample: SamplingConfig = field(
         default_factory=lambda: SamplingConfig(max_tokens=600, temperature=0.8, seed=0)
     )

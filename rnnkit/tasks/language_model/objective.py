@@ -17,6 +17,7 @@ from rnnkit.models.encoder import detach_state, state_from_tensors, state_tensor
 from rnnkit.tasks.language_model.batches import LMBatch, LMWindows
 from rnnkit.text import TextEncoder
 from rnnkit.training import EvalContext
+from rnnkit.training.distill import Teacher, soft_cross_entropy
 from rnnkit.training.precision import eval_mode
 
 
@@ -44,6 +45,9 @@ class LanguageModelObjective:
         bptt: the training's window length; evaluation reads windows of at least
             `EVAL_WINDOW` steps.
         eval_batch_size: rows for evaluation.
+        teacher: when distilling, a language model on the same vocabulary whose next-token
+            distributions (temperature-softened) are mixed into the loss; it carries its own
+            state between windows, reset where the student's is.
     """
 
     monitor = "loss"
@@ -55,24 +59,42 @@ class LanguageModelObjective:
         chars_per_token: float = 1.0,
         bptt: int = 128,
         eval_batch_size: int = 16,
+        teacher: Teacher | None = None,
     ) -> None:
         self.carry_state = carry_state
         self.chars_per_token = chars_per_token
         self.bptt, self.eval_batch_size = bptt, eval_batch_size
+        self.teacher = teacher
         self.state: Any = None
+        self.teacher_state: Any = None
 
     def carried_state(self) -> dict[str, torch.Tensor]:
-        """The state carried into the next window, for a checkpoint inside an epoch."""
-        return state_tensors(self.state)
+        """The state carried into the next window (the teacher's too), for a checkpoint."""
+        teacher = {f"teacher_{k}": v for k, v in state_tensors(self.teacher_state).items()}
+        return {**state_tensors(self.state), **teacher}
 
     def load_carried_state(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.state = state_from_tensors(tensors)
+        self.state = state_from_tensors({k: v for k, v in tensors.items() if k in ("h", "c")})
+        prefix = "teacher_"
+        self.teacher_state = state_from_tensors(
+            {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
+        )
 
     def compute_loss(self, model: torch.nn.Module, batch: LMBatch) -> torch.Tensor:
-        state = None if batch.first or not self.carry_state else self.state
-        logits, state = model(batch.inputs, state)  # (B, T, V)
+        fresh = batch.first or not self.carry_state
+        logits, state = model(batch.inputs, None if fresh else self.state)  # (B, T, V)
         self.state = detach_state(state)
-        return F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten())
+        loss = F.cross_entropy(logits.float().flatten(0, 1), batch.targets.flatten())
+        teacher = self.teacher
+        if teacher is None or teacher.alpha == 0.0:
+            return loss
+        teacher_logits, teacher_state = teacher(
+            model, batch.inputs, None if fresh else self.teacher_state
+        )
+        self.teacher_state = teacher_state
+        return teacher.mix(
+            loss, lambda: soft_cross_entropy(logits, teacher_logits, teacher.temperature)
+        )
 
     def evaluate(self, model: torch.nn.Module, loader: Any, ctx: EvalContext) -> dict[str, float]:
         """Loss (nats/token), perplexity and bits per character; the state carries throughout."""

@@ -39,6 +39,7 @@ from rnnkit.tasks.language_model.predictor import LanguageModelPredictor
 from rnnkit.tasks.language_model.report import write_outputs as _write_outputs
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, FitResult, fit
+from rnnkit.training.distill import Teacher
 from rnnkit.training.distributed import is_main_process
 from rnnkit.training.precision import resolve_precision
 
@@ -75,9 +76,12 @@ def train_lm(
     resume = run_folder.check_run_dir(run_dir, to_dict(config), resume)
     data_cfg = config.data
     # in memory, or a corpus larger than memory read from a token file (data.streaming)
-    streams = load_streams(
-        data_cfg, TextEncoder.load(run_dir / Files.TOKENIZER) if resume else None
-    )
+    teacher = _teacher(config)
+    if resume:
+        known: TextEncoder | None = TextEncoder.load(run_dir / Files.TOKENIZER)
+    else:  # a student reads text exactly as its teacher did: the soft targets need one vocabulary
+        known = teacher.encoder if teacher is not None else None
+    streams = load_streams(data_cfg, known)
     encoder, train_ids, val_ids = streams.encoder, streams.train, streams.validation
     chars_per_token = streams.chars_per_token
     logger.info(
@@ -93,7 +97,11 @@ def train_lm(
     torch.manual_seed(config.train.seed)
     model = LanguageModel(model_cfg)
     task = LanguageModelObjective(
-        data_cfg.carry_state, chars_per_token, data_cfg.bptt, data_cfg.eval_batch_size
+        data_cfg.carry_state,
+        chars_per_token,
+        data_cfg.bptt,
+        data_cfg.eval_batch_size,
+        Teacher(teacher.model, config.distill) if teacher is not None else None,
     )
     train_loader = LMWindows(
         train_ids,
@@ -141,6 +149,14 @@ def train_lm(
     _write_outputs(run_dir, config, model_cfg, result, metrics, sample, seconds)
     predictor = LanguageModelPredictor(model, encoder, chars_per_token, device=result.device)
     return LMRun(run_dir, result, metrics, sample, seconds, predictor)
+
+
+def _teacher(config: LanguageModelRunConfig) -> LanguageModelPredictor | None:
+    """The language model named by `distill.teacher`, on the CPU (None when not distilling)."""
+    if not config.distill.teacher:
+        return None
+    path = Path(config.distill.teacher)
+    return LanguageModelPredictor.from_run(path, run_folder.config_for_task(path, TASK, "distill"))
 
 
 def evaluate_run(run_dir: str | Path, data: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""Knowledge distillation: a frozen teacher's outputs as soft targets for a smaller student.
+
+Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network" (2015): the student is
+trained on a mix of the true targets and the teacher's temperature-softened outputs,
+
+    loss = (1 - alpha) * loss(student, truth) + alpha * soft(student, teacher)
+
+where, for distributions, `soft` is the KL divergence between the teacher's and the student's
+softmax at temperature T, times T^2 so its gradients keep their scale as T changes. A task's
+objective asks its `Teacher` for outputs on the same batch and mixes the two losses; which
+outputs are soft targets (class probabilities, next-token distributions, forecast quantiles)
+is the task's knowledge, in its own objective. This module knows no task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from rnnkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DistillConfig:
+    """Where the soft targets come from, and how much they weigh.
+
+    Attributes:
+        teacher: the teacher's run folder; empty trains on the true targets only.
+        temperature: softens the teacher's distributions so the student sees which wrong
+            answers are nearly right; 2 is the usual middle ground (Hinton et al. use 1-20).
+        alpha: the soft loss's share of the total; 0.5 keeps the truth and the teacher equal,
+            0 is training from scratch (the reference a distilled student must beat).
+    """
+
+    teacher: str = ""
+    temperature: float = 2.0
+    alpha: float = 0.5
+
+    def __post_init__(self) -> None:
+        if not 0.05 <= self.temperature <= 100.0:
+            raise ConfigError(f"distill.temperature must be in [0.05, 100], got {self.temperature}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"distill.alpha must be in [0, 1], got {self.alpha}")
+
+
+class Teacher:
+    """A frozen model called under `no_grad`, in eval mode, on the student's device.
+
+    It is kept apart from the student (not a submodule), so the optimizer, the checkpoint and
+    the saved weights never see it.
+
+    Args:
+        model: the trained teacher.
+        config: temperature and weight of the soft loss.
+    """
+
+    def __init__(self, model: nn.Module, config: DistillConfig) -> None:
+        self.model = model.eval().requires_grad_(False)
+        self.temperature = config.temperature
+        self.alpha = config.alpha
+
+    def beside(self, student: nn.Module) -> nn.Module:
+        """The teacher's module on the student's device (moved there on first use)."""
+        device = next(student.parameters()).device
+        if next(self.model.parameters()).device != device:
+            self.model.to(device)
+        return self.model
+
+    def __call__(self, student: nn.Module, *args: Any, **kwargs: Any) -> Any:
+        """The teacher's outputs on the student's inputs, without a graph."""
+        with torch.no_grad():
+            return self.beside(student)(*args, **kwargs)
+
+    def mix(self, hard: Tensor, soft: Callable[[], Tensor]) -> Tensor:
+        """`(1 - alpha) * hard + alpha * soft()`; `soft` is not computed when alpha is 0."""
+        if self.alpha == 0.0:
+            return hard
+        return (1.0 - self.alpha) * hard + self.alpha * soft()
+
+
+def soft_cross_entropy(
+    student_logits: Tensor, teacher_logits: Tensor, temperature: float
+) -> Tensor:
+    """KL(teacher || student) at `temperature`, times temperature^2, averaged over rows.
+
+    Args:
+        student_logits: (N, C) unnormalised scores (any leading shape, flattened to rows).
+        teacher_logits: the teacher's, same shape.
+        temperature: T; the softmax of logits / T is the distribution compared.
+
+    Returns:
+        A scalar; zero when the two distributions agree.
+    """
+    classes = student_logits.size(-1)
+    s = F.log_softmax(student_logits.float().reshape(-1, classes) / temperature, dim=-1)
+    t = F.log_softmax(teacher_logits.float().reshape(-1, classes) / temperature, dim=-1)
+    return F.kl_div(s, t, log_target=True, reduction="batchmean") * temperature**2
