@@ -72,7 +72,7 @@ def tables(args: argparse.Namespace) -> None:
             f"\n### {report['task']}: {report['data']}\n\n"
             f"{len(report['seeds'])} seeds; "
             + (f"{budget} minutes of training per run" if budget else "the task's default epochs")
-            + f"; {report['machine']}\n"
+            + f"; {_machine(report['machine'])}\n"
         )
         rows = []
         for cell in report["cells"]:
@@ -100,6 +100,13 @@ def tables(args: argparse.Namespace) -> None:
             "batch 64 ms",
         ]
         print(table(header, rows))
+
+
+def _machine(m: dict | str) -> str:
+    if isinstance(m, str):
+        return m
+    threads = m.get("torch_threads")
+    return f"{m.get('cpu')}, {m.get('cpus')} vCPUs ({m.get('cpu_capability')}), {threads} thread(s)"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -121,4 +121,14 @@ def test_evaluate_on_the_runs_own_held_out_data_as_before(
     run = copy_run(name, tmp_path)
     # config.json names the run's tiny data file relative to the run folder
     monkeypatch.chdir(run)
-    assert_same(rnnkit.runs.evaluate(run), EXPECTED[name]["evaluate"], f"{name}.evaluate")
+    got = rnnkit.runs.evaluate(run)
+    if name == "forecasting":
+        # The backtest gained a baseline since these folders were written (ETS, the `ets`
+        # extra): it adds rows beside the old ones and changes none of them.
+        assert "ets" in got
+        got = {k: v for k, v in got.items() if k != "ets"}
+        got["per_series"] = {
+            series: {k: v for k, v in methods.items() if k != "ets"}
+            for series, methods in got["per_series"].items()
+        }
+    assert_same(got, EXPECTED[name]["evaluate"], f"{name}.evaluate")

@@ -76,6 +76,13 @@ def cell_choices() -> list[str]:
     return list(CELLS)
 
 
+def norm_choices() -> list[str]:
+    """Valid `--norm` values, from the one norm registry."""
+    from rnnkit.models.norm import NORMS
+
+    return list(NORMS)
+
+
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """--out, --config, --set, --resume and --quiet: the same for every task."""
     parser.add_argument("--out", metavar="DIR", help="run folder (default runs/<data>-<time>)")

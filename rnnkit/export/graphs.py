@@ -130,7 +130,8 @@ def run_unidirectional(
         c: (num_layers, B, hidden_size) initial cell state for an LSTM, else None.
 
     Returns:
-        outputs (B, T, hidden_size), final h (num_layers, B, hidden_size) and final c (or None).
+        outputs (B, T, hidden_size) through the last layer's norm if any, final h
+        (num_layers, B, hidden_size) and final c (or None).
     """
     assert encoder.num_directions == 1, "stateful graphs are unidirectional"
     hs, cs = [], []
@@ -143,6 +144,7 @@ def run_unidirectional(
         else:
             out, h1 = module(out, h0)
         hs.append(h1)
+        out = encoder.normalize(layer, out)  # the output passed up; the state stays as it is
     return out, torch.cat(hs, 0), (torch.cat(cs, 0) if c is not None else None)
 
 

@@ -51,6 +51,8 @@ class ClassifierConfig:
         rnn_dropout: between stacked layers (no effect with one layer).
         embedding_dropout: drops whole word types per batch (Gal & Ghahramani, 2016).
         padding_idx: the `<pad>` id, whose embedding stays zero.
+        norm: "none", "layer" or "batch" on each layer's output (`EncoderConfig.norm`); none by
+            default: one or two layers over sentences train well without it.
     """
 
     vocab_size: int = 0
@@ -65,6 +67,7 @@ class ClassifierConfig:
     rnn_dropout: float = 0.2
     embedding_dropout: float = 0.1
     padding_idx: int = 0
+    norm: str = "none"
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -94,6 +97,7 @@ class ClassifierConfig:
             num_layers=self.num_layers,
             bidirectional=self.bidirectional,
             dropout=self.rnn_dropout if self.num_layers > 1 else 0.0,
+            norm=self.norm,
         )
 
 

@@ -17,6 +17,10 @@ once it has ended. With length-bucketed batches the tail is a few steps.
 
 A layer's two directions are separate unidirectional modules, so the same weights serve the padded
 path, the packed path (`packed=True`, kept as the reference and an option) and export.
+
+With `norm` ("layer" or "batch", `rnnkit.models.norm`), each layer's output is normalised before
+it feeds the next layer and, after the last, before the model's head: between the fused calls,
+never inside a cell, so the kernels stay fused. Batch statistics count real steps only.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.errors import ConfigError
 from rnnkit.models.dropout import LockedDropout
+from rnnkit.models.norm import build_norm, get_norm
 
 #: Recurrent cells by name; everything else asks this registry.
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -121,6 +126,11 @@ class EncoderConfig:
             element. Besides regularising recurrent layers better, it draws B x H random
             numbers instead of B x T x H (the saving per training step is measured in
             docs/benchmarks.md, "Language models" > "Training speed").
+        norm: normalise each layer's output (`rnnkit.models.norm.NORMS`): "none" (the default:
+            the models trained so far have none, and their files load unchanged), "layer" (per
+            step) or "batch" (per feature over the batch's real steps).
+        norm_groups: layer norm in this many contiguous blocks of the output, each on its own;
+            1, except in a merged seed ensemble (one block per member).
     """
 
     cell: str = "lstm"
@@ -130,9 +140,12 @@ class EncoderConfig:
     bidirectional: bool = False
     dropout: float = 0.0
     locked_dropout: bool = False
+    norm: str = "none"
+    norm_groups: int = 1
 
     def __post_init__(self) -> None:
         get_cell(self.cell)
+        get_norm(self.norm)
         for name in ("input_size", "hidden_size", "num_layers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -141,6 +154,11 @@ class EncoderConfig:
             check_size(name, getattr(self, name), 1, MAX_WIDTH, "wider is not a small RNN")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        width = self.hidden_size * (2 if self.bidirectional else 1)
+        if self.norm_groups < 1 or width % self.norm_groups:
+            raise ConfigError(
+                f"norm_groups must divide the {width} output features, got {self.norm_groups}"
+            )
         check_parameters(self.num_parameters)
 
     @property
@@ -151,6 +169,8 @@ class EncoderConfig:
         for layer in range(self.num_layers):
             inputs = self.input_size if layer == 0 else hidden * directions
             total += directions * gates * hidden * (inputs + hidden + 2)
+            if self.norm != "none":
+                total += 2 * hidden * directions  # the norm's weight and bias
         return total
 
 
@@ -199,6 +219,11 @@ class RecurrentEncoder(nn.Module):
         self.dropout = (
             LockedDropout(config.dropout) if config.locked_dropout else nn.Dropout(config.dropout)
         )
+        if config.norm != "none":  # no module at all otherwise: older state dicts load as-is
+            self.norms = nn.ModuleList(
+                build_norm(config.norm, self.output_size, config.norm_groups)
+                for _ in range(config.num_layers)
+            )
         self.reset_parameters()
 
     @property
@@ -209,6 +234,29 @@ class RecurrentEncoder(nn.Module):
     @property
     def is_lstm(self) -> bool:
         return self.config.cell == "lstm"
+
+    def normalize(self, layer: int, out: Tensor, lengths: Tensor | None = None) -> Tensor:
+        """Layer `layer`'s output as the next layer (or the head) reads it.
+
+        Args:
+            layer: 0-based layer index.
+            out: (B, T, output_size) or (B, output_size) the layer's output.
+            lengths: (B,) true lengths (batch norm's statistics count only those steps), or
+                None when every step is real.
+
+        Returns:
+            `out` normalised by the layer's norm; `out` itself when `norm` is "none".
+        """
+        if self.config.norm == "none":
+            return out
+        return self.norms[layer](out, lengths)
+
+    def layer_parameters(self, layer: int) -> list[nn.Parameter]:
+        """Layer `layer`'s weights: its directions' and its output norm's, if any."""
+        params = list(self.layers[layer].parameters())
+        if self.config.norm != "none":
+            params += list(self.norms[layer].parameters())
+        return params
 
     def reset_parameters(self) -> None:
         """PyTorch's uniform init, with LSTM forget-gate biases at 1.
@@ -249,8 +297,9 @@ class RecurrentEncoder(nn.Module):
             packed: use `pack_padded_sequence` instead (slower on CPU; same results).
 
         Returns:
-            outputs: (B, T, hidden_size * num_directions); steps at or past a sequence's
-                length hold unspecified values and must be masked by the caller.
+            outputs: (B, T, hidden_size * num_directions), through the last layer's norm if
+                any; steps at or past a sequence's length hold unspecified values and must be
+                masked by the caller.
             state: the final state at each sequence's true last step, or None.
         """
         batch, steps, _ = x.shape
@@ -273,6 +322,7 @@ class RecurrentEncoder(nn.Module):
                 results.append(y if direction == 0 else reverse_within_length(y, lengths))
                 finals.append(final)
             out = results[0] if len(results) == 1 else torch.cat(results, dim=-1)
+            out = self.normalize(layer, out, lengths)  # the state is never normalised
         return out, (self._join_state(finals) if return_state else None)
 
     # --- one direction of one layer -------------------------------------------------------

@@ -68,6 +68,10 @@ class ForecasterConfig:
         likelihood: "quantile" (intervals from pinball loss, no distribution assumed),
             "gaussian" (mean and scale by negative log-likelihood) or "none" (point, L1 loss).
         quantiles: the quantile levels; 0.1/0.5/0.9 give an 80% interval and the median.
+        norm: "none", "layer" or "batch" on each layer's output (`EncoderConfig.norm`); none by
+            default: inputs are already scaled per series, and one layer needs no more.
+        norm_groups: 1; a merged ensemble of k members has k (each member's layer norm over
+            its own block of the hidden features; see `rnnkit.tasks.forecasting.ensemble`).
     """
 
     cell: str = "lstm"
@@ -81,6 +85,8 @@ class ForecasterConfig:
     horizon: int = 1
     likelihood: Likelihood = "quantile"
     quantiles: tuple[float, ...] = (0.1, 0.5, 0.9)
+    norm: str = "none"
+    norm_groups: int = 1
 
     def __post_init__(self) -> None:
         if self.likelihood not in ("none", "gaussian", "quantile"):
@@ -107,15 +113,21 @@ class ForecasterConfig:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if len(self.quantiles) > 99:
             raise ConfigError(f"at most 99 quantiles, got {len(self.quantiles)}")
-        encoder = EncoderConfig(
+        encoder = self.encoder_config()  # validates norm and norm_groups too
+        out = self.horizon * self.num_targets * self.num_params
+        head_in = self.hidden_size + self.horizon * self.num_future
+        check_parameters(encoder.num_parameters + (head_in + 1 + out) * self.head_size + out)
+
+    def encoder_config(self) -> EncoderConfig:
+        return EncoderConfig(
             cell=self.cell,
             input_size=self.num_features,
             hidden_size=self.hidden_size,
             num_layers=self.num_layers,
+            dropout=self.dropout,
+            norm=self.norm,
+            norm_groups=self.norm_groups,
         )
-        out = self.horizon * self.num_targets * self.num_params
-        head_in = self.hidden_size + self.horizon * self.num_future
-        check_parameters(encoder.num_parameters + (head_in + 1 + out) * self.head_size + out)
 
     @property
     def num_params(self) -> int:
@@ -146,15 +158,7 @@ class Forecaster(nn.Module):
     def __init__(self, config: ForecasterConfig) -> None:
         super().__init__()
         self.config = config
-        self.encoder = RecurrentEncoder(
-            EncoderConfig(
-                cell=config.cell,
-                input_size=config.num_features,
-                hidden_size=config.hidden_size,
-                num_layers=config.num_layers,
-                dropout=config.dropout,
-            )
-        )
+        self.encoder = RecurrentEncoder(config.encoder_config())
         c = config
         out = c.horizon * c.num_targets * c.num_params
         self.head = nn.Sequential(

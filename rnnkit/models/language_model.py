@@ -52,6 +52,8 @@ class LanguageModelConfig:
         tie_weights: share the embedding matrix with the decoder (Press & Wolf, 2017; Inan et
             al., 2017): fewer parameters and better perplexity for word/subword models. Needs
             embedding_dim == hidden_size.
+        norm: "none", "layer" or "batch" on each layer's output (`EncoderConfig.norm`); none by
+            default, as in AWD-LSTM, whose dropouts already regularise it.
     """
 
     vocab_size: int = 0
@@ -64,6 +66,7 @@ class LanguageModelConfig:
     embedding_dropout: float = 0.0
     rnn_dropout: float = 0.1
     tie_weights: bool = False
+    norm: str = "none"
 
     def __post_init__(self) -> None:
         for name in ("dropout", "input_dropout", "embedding_dropout", "rnn_dropout"):
@@ -89,6 +92,7 @@ class LanguageModelConfig:
             bidirectional=False,  # a language model must not read ahead
             dropout=self.rnn_dropout if self.num_layers > 1 else 0.0,
             locked_dropout=True,  # AWD-LSTM's between-layer dropout; see EncoderConfig
+            norm=self.norm,
         )
 
 
@@ -154,6 +158,6 @@ class LanguageModel(nn.Module):
             else:
                 h = torch.rnn_tanh_cell(x, hs[layer], *weights)
             new_h.append(h)
-            x = h  # (B, H)
+            x = self.encoder.normalize(layer, h)  # (B, H); the state stays unnormalised
         out: State = (torch.stack(new_h), torch.stack(new_c)) if lstm else torch.stack(new_h)
         return self.decoder(x).unsqueeze(1), out  # (B, 1, V)

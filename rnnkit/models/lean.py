@@ -13,6 +13,10 @@ the weights are copied once into float32 matrices laid out for as few NumPy call
   interpolated linearly (error < 1e-7; linear beyond, where GELU is 0 or x). The first layer
   is prescaled so its outputs are grid coordinates: the table lookup is index arithmetic, not
   the branchy binary search of `np.interp`, which is slower on changing data.
+- an output norm (`EncoderConfig.norm`) runs in eval form: batch norm as one per-feature scale
+  and shift from its running statistics, layer norm on the step's features. The recurrent h
+  stays in its layer's buffer; the normalised copy goes to the next layer's input slot (and,
+  after the top layer, to the head's `tail`), which then no longer alias h.
 
 State in, state out: `LeanState` holds the per-layer buffers; `LeanEncoder.step(state)` reads
 the input the caller wrote into `state.x` and updates the state in place. Parity with the modules
@@ -22,12 +26,14 @@ is tested to 1e-5 (tests/models/test_lean.py).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from rnnkit.models.encoder import RecurrentEncoder, State
+from rnnkit.models.norm import GroupedLayerNorm, MaskedBatchNorm
 
 _STEP, _LOW = 1e-3, -8.0  # the GELU table's spacing and start; Phi(-8) ~ 6e-16
 _GELU = np.array([0.5 * v * (1 + math.erf(v / math.sqrt(2))) for v in np.linspace(-8, 8, 16_001)])
@@ -42,8 +48,9 @@ class LeanState:
         vectors: per layer, float32 ``[input (I), h (Hd), 1]`` (views).
         cells: per layer, the LSTM work buffer ``[i, f, o, g, c]`` (5 Hd), or None.
         hidden_size: Hd.
-        tail: ``[h (Hd), 1, extra]`` of the top layer: a head can read it in place, the caller
-            writing its own inputs into the `extra` slots.
+        tail: ``[out (Hd), 1, extra]``: the top layer's output (its h, in place, when the
+            encoder has no norm), a head can read it in place, the caller writing its own
+            inputs into the `extra` slots.
     """
 
     vectors: list[np.ndarray]
@@ -56,6 +63,7 @@ class LeanState:
         hd = self.hidden_size
         self.hs = [v[v.size - 1 - hd : v.size - 1] for v in self.vectors]
         self.next_inputs = [v[:hd] for v in self.vectors[1:]]
+        self.top = self.tail[:hd]  # the encoder's output: the top h, normalised if it has a norm
         self.lstm_views = [  # gates, their sigmoid part, [i, f], [g, c], c, o
             None
             if w is None
@@ -102,7 +110,13 @@ class LeanEncoder:
             b_hh = module.bias_hh_l0.detach().double().cpu().numpy()
             self.input_sizes.append(w_ih.shape[1])
             self.weights.append(_layer_weights(self.cell, hd, w_ih, w_hh, b_ih, b_hh))
-        self._single_lstm = self.cell == "lstm" and len(self.weights) == 1
+        # per layer: (h, out) -> writes the norm of h into out; None without a norm
+        self.norms = (
+            None
+            if encoder.config.norm == "none"
+            else [_lean_norm(module) for module in encoder.norms]
+        )
+        self._single_lstm = self.cell == "lstm" and len(self.weights) == 1 and self.norms is None
 
     def zero_state(self, extra: int = 0) -> LeanState:
         """Fresh buffers: zero hidden (and cell) state, the constant 1 in place.
@@ -113,16 +127,25 @@ class LeanEncoder:
         hd = self.hidden_size
         vectors = []
         for layer, size in enumerate(self.input_sizes):
-            more = extra if layer == len(self.input_sizes) - 1 else 0
-            full = np.zeros(size + hd + 1 + more, dtype=np.float32)
+            top = layer == len(self.input_sizes) - 1 and self.norms is None
+            full = np.zeros(size + hd + 1 + (extra if top else 0), dtype=np.float32)
             full[size + hd] = 1.0
             vectors.append(full[: size + hd + 1])
+        if self.norms is None:
+            tail = full[self.input_sizes[-1] :]  # the head reads the top h in place
+        else:
+            tail = np.zeros(hd + 1 + extra, dtype=np.float32)  # the normalised top output
+            tail[hd] = 1.0
         lstm = self.cell == "lstm"
         cells = [np.zeros(5 * hd, dtype=np.float32) if lstm else None for _ in vectors]
-        return LeanState(vectors, cells, hd, full[self.input_sizes[-1] :])
+        return LeanState(vectors, cells, hd, tail)
 
     def step(self, state: LeanState) -> np.ndarray:
-        """Advance every layer one step from the input in `state.x`; returns the top h (view)."""
+        """Advance every layer one step from the input in `state.x`.
+
+        Returns:
+            (Hd,) the encoder's output at this step (a view: the top h, or its norm).
+        """
         hd = self.hidden_size
         if self._single_lstm:  # the default forecaster: no loop, no branches
             gates, sig, ifo, gc, c, o = state.lstm_views[0]  # type: ignore[misc]
@@ -165,9 +188,12 @@ class LeanEncoder:
                 h += n  # (1 - z) * n + z * h
             else:
                 np.tanh(np.dot(w, v), out=h)
-            if layer < len(state.next_inputs):
+            if self.norms is not None:
+                up = state.next_inputs[layer] if layer < len(state.next_inputs) else state.top
+                self.norms[layer](h, up)
+            elif layer < len(state.next_inputs):
                 state.next_inputs[layer][:] = h
-        return state.hs[-1]
+        return state.top
 
     def to_torch(self, state: LeanState) -> State:
         """The state in PyTorch's layout: h (or (h, c)) of shape (num_layers, 1, Hd)."""
@@ -187,12 +213,50 @@ class LeanEncoder:
         for v, row in zip(state.vectors, hs, strict=True):
             v[v.size - 1 - hd : v.size - 1] = row
         for layer in range(1, len(state.vectors)):
-            state.vectors[layer][:hd] = hs[layer - 1]
+            self._pass_up(layer - 1, hs[layer - 1], state.vectors[layer][:hd])
+        if self.norms is not None:
+            self.norms[-1](hs[-1], state.top)
         if c is not None:
             cs = c.detach().float().cpu().numpy().reshape(len(state.vectors), hd)
             for work, row in zip(state.cells, cs, strict=True):
                 assert work is not None
                 work[4 * hd :] = row
+
+    def _pass_up(self, layer: int, h: np.ndarray, out: np.ndarray) -> None:
+        """Write what the layer above reads from layer `layer`'s h into `out`."""
+        if self.norms is None:
+            out[:] = h
+        else:
+            self.norms[layer](h, out)
+
+
+def _lean_norm(module: torch.nn.Module) -> Callable[[np.ndarray, np.ndarray], None]:
+    """A NumPy function (h, out) writing `module`'s eval-mode output for one step into out."""
+    w = module.weight.detach().double().cpu().numpy()
+    b = module.bias.detach().double().cpu().numpy()
+    if isinstance(module, MaskedBatchNorm):  # running statistics: one scale and shift
+        mean = module.running_mean.detach().double().cpu().numpy()
+        var = module.running_var.detach().double().cpu().numpy()
+        scale = w / np.sqrt(var + module.eps)
+        scale, shift = (np.asarray(a, np.float32) for a in (scale, b - mean * scale))
+
+        def batch_norm(h: np.ndarray, out: np.ndarray) -> None:
+            np.multiply(h, scale, out=out)
+            out += shift
+
+        return batch_norm
+    assert isinstance(module, GroupedLayerNorm), type(module)
+    groups, eps = module.groups, module.eps
+    w, b = np.asarray(w, np.float32), np.asarray(b, np.float32)
+
+    def layer_norm(h: np.ndarray, out: np.ndarray) -> None:
+        blocks = h.reshape(groups, -1)  # (groups, Hd / groups)
+        centred = blocks - blocks.mean(axis=1, keepdims=True)
+        std = np.sqrt(np.square(centred).mean(axis=1, keepdims=True) + eps)
+        np.multiply((centred / std).reshape(-1), w, out=out)
+        out += b
+
+    return layer_norm
 
 
 def _layer_weights(cell, hd, w_ih, w_hh, b_ih, b_hh):

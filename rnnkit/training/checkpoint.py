@@ -166,9 +166,25 @@ def save_checkpoint(
     }
     data = save(_contiguous(tensors), metadata=meta)
     path = Path(path)
-    if path.is_file():  # keep the last good one until the new one is whole
-        os.replace(path, previous_path(path))
+    if path.is_file():  # keep the last good one as `previous` until the new one is whole
+        _keep_as_previous(path)
     atomic_write_bytes(path, data)
+
+
+def _keep_as_previous(path: Path) -> None:
+    """Make `previous.safetensors` the same file as `path`, with `path` never missing.
+
+    A hard link, so a kill at any instant leaves `last` readable (the new one renamed over it
+    atomically, or the old one still there); where the file system has no hard links, a rename,
+    after which `last` is missing for the instant before the new one lands and resume reads
+    `previous`.
+    """
+    previous = previous_path(path)
+    previous.unlink(missing_ok=True)
+    try:
+        os.link(path, previous)
+    except OSError:
+        os.replace(path, previous)
 
 
 @dataclass

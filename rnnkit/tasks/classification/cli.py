@@ -21,6 +21,7 @@ FLAGS: dict[str, str] = {
     "tokenizer": "data.tokenizer",
     "max_length": "data.max_length",
     "cell": "model.cell",
+    "norm": "model.norm",
     "hidden_size": "model.hidden_size",
     "num_layers": "model.num_layers",
     "bidirectional": "model.bidirectional",
@@ -41,6 +42,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
         add_run_arguments,
         add_train_flags,
         cell_choices,
+        norm_choices,
     )
 
     p = tasks.add_parser(
@@ -60,6 +62,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     flag("--tokenizer", choices=["basic_english", "char", "bpe"])
     flag("--max-length", type=int, metavar="N", help="keep the first N tokens of each text")
     flag("--cell", choices=cell_choices())
+    flag("--norm", choices=norm_choices(), help="normalise each recurrent layer's output")
     flag("--hidden-size", type=int, metavar="N")
     flag("--num-layers", type=int, metavar="N")
     flag("--bidirectional", action=argparse.BooleanOptionalAction)

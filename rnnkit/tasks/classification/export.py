@@ -38,13 +38,14 @@ class ClassifierGraph(nn.Module):
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         model = self.model
         out = model.embedding(ids)  # (B, T, E); dropout is off for inference
-        for directions in model.encoder.layers:
+        for layer, directions in enumerate(model.encoder.layers):
             results = []
             for direction, module in enumerate(directions):
                 inp = out if direction == 0 else reverse_within_length(out, lengths)
                 y, _ = module(inp)  # (B, T, H); padding comes after each row's real steps
                 results.append(y if direction == 0 else reverse_within_length(y, lengths))
             out = results[0] if len(results) == 1 else torch.cat(results, dim=-1)
+            out = model.encoder.normalize(layer, out)  # eval: running statistics, no lengths
         return model.head(model.pool(out, lengths))  # (B, C)
 
 

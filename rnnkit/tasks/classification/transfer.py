@@ -74,6 +74,7 @@ def classifier_shape(model_cfg: Any, lm_config: dict[str, Any]) -> Any:
         "hidden_size": lm["hidden_size"],
         "num_layers": lm["num_layers"],
         "bidirectional": False,  # the LM read left to right only
+        "norm": lm.get("norm", "none"),  # its norms' weights come with the encoder's
     }
     changed = {k: v for k, v in taken.items() if getattr(model_cfg, k) != v}
     if changed:
@@ -124,8 +125,12 @@ def load_lm_weights(model: nn.Module, path: str | Path) -> list[str]:
 
 
 def layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
-    """The pretrained parameters, top first: encoder layers from the last down, then embedding."""
-    groups = [list(layer.parameters()) for layer in reversed(model.encoder.layers)]
+    """The pretrained parameters, top first: encoder layers from the last down, then embedding.
+
+    A layer's group holds its output norm's weights too (`RecurrentEncoder.layer_parameters`).
+    """
+    encoder = model.encoder
+    groups = [encoder.layer_parameters(i) for i in reversed(range(len(encoder.layers)))]
     return [*groups, [model.embedding.weight]]
 
 

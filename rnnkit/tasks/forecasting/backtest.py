@@ -1,9 +1,10 @@
-"""Rolling-origin backtests: the model and the naive baselines, scored the same way.
+"""Rolling-origin backtests: the model and the baselines, scored the same way.
 
 Every step of the test span (or every `stride`-th) is a forecast origin: each method sees the
 series up to the origin and forecasts the `horizon` steps after it, and every forecast whose
 steps all lie in the test span is scored. The model is not refitted per origin (it is conditioned
-on the history only), which is how it will be used.
+on the history only), which is how it will be used. The baselines are naive, seasonal naive and,
+with the `ets` extra, ETS refitted along the origins (`rnnkit.tasks.forecasting.ets`).
 
 Metrics, per series and target, then averaged over them (so a big series does not drown a small
 one; MAE and RMSE are in each series' own units):
@@ -17,13 +18,15 @@ one; MAE and RMSE are in each series' own units):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
 from rnnkit.models.forecaster import Forecaster
+from rnnkit.tasks.forecasting.ets import INSTALL_HINT, EtsError, backtest_ets, load_auto_ets
 from rnnkit.tasks.forecasting.windows import (
     Baseline,
     Scaler,
@@ -33,7 +36,9 @@ from rnnkit.tasks.forecasting.windows import (
     baseline_values,
 )
 
-METHODS = ("model", "naive", "seasonal_naive")
+METHODS = ("model", "naive", "seasonal_naive", "ets")
+
+logger = logging.getLogger(__name__)
 
 
 def mase_scale(history: np.ndarray, season: int) -> np.ndarray:
@@ -107,12 +112,14 @@ class BacktestForecasts:
         series: (N,) position of each origin's series.
         actual: (N, H, K) actual values.
         methods: method name -> {"point": (N, H, K), "lower"/"upper": (N, H, K) or absent}.
+        notes: method name -> why it is absent (ETS without its extra).
     """
 
     origins: np.ndarray
     series: np.ndarray
     actual: np.ndarray
     methods: dict[str, dict[str, np.ndarray]]
+    notes: dict[str, str] = field(default_factory=dict)
 
 
 @torch.no_grad()
@@ -130,6 +137,7 @@ def backtest_forecasts(
     baseline: Baseline,
     batch_size: int = 512,
     streaming: bool = False,
+    ets: bool = False,
 ) -> BacktestForecasts:
     """The model's and the baselines' forecasts at `origins`, unscaled.
 
@@ -144,6 +152,9 @@ def backtest_forecasts(
         batch_size: windows per forward pass.
         streaming: also score the model run once over each whole series, state carried from
             the first step (what a streaming predictor sees), as method "streaming".
+        ets: also forecast with ETS fitted on each series' history up to the origins, as
+            method "ets"; where the `ets` extra is missing or a fit fails, `notes["ets"]` says
+            why instead.
     """
     device = next(model.parameters()).device
     loader = WindowLoader(
@@ -188,7 +199,53 @@ def backtest_forecasts(
     methods["seasonal_naive"] = {"point": raw(baseline_values(values, idx, seasonal, horizon))}
     if streaming and stream is not None:
         methods["streaming"] = {k: raw(v) for k, v in stream.items()}
-    return BacktestForecasts(origins, series, raw(values[ahead]), methods)
+    notes: dict[str, str] = {}
+    if ets:
+        point, note = _ets(stacked, origins, series, shift, scale, horizon, season)
+        if point is not None:
+            methods["ets"] = {"point": point}
+        else:
+            notes["ets"] = str(note)
+            # a missing extra is a choice; a fit that failed is worth a warning
+            log = logger.info if INSTALL_HINT in str(note) else logger.warning
+            log("ETS baseline %s", note)
+    return BacktestForecasts(origins, series, raw(values[ahead]), methods, notes)
+
+
+def _ets(
+    stacked: StackedSeries,
+    origins: np.ndarray,
+    series: np.ndarray,
+    shift: np.ndarray,
+    scale: np.ndarray,
+    horizon: int,
+    season: int,
+) -> tuple[np.ndarray | None, str | None]:
+    """((N, H, K) ETS forecasts in the data's units, None) or (None, why there are none)."""
+    auto_ets, why = load_auto_ets()
+    if auto_ets is None:
+        return None, why
+    ids = np.unique(series)
+    rows = [np.flatnonzero(series == s) for s in ids]
+    rows = [r[np.argsort(origins[r], kind="stable")] for r in rows]  # ascending per series
+    # each series' whole history in its own units: ETS is fitted where the data lives
+    values = [
+        Scaler.inverse(
+            stacked.values[stacked.starts[s] : stacked.starts[s + 1]].numpy().astype(np.float64),
+            shift[s],
+            scale[s],
+        )
+        for s in ids
+    ]
+    local = [origins[r] - stacked.starts[s] for s, r in zip(ids, rows, strict=True)]
+    try:
+        names = [stacked.ids[s] for s in ids]
+        point = backtest_ets(values, local, horizon, season, auto_ets, names)
+    except EtsError as exc:
+        return None, f"not computed: {exc}"
+    out = np.empty_like(point)
+    out[np.concatenate(rows)] = point
+    return out, None
 
 
 def _streaming(model, stacked, origins, series, horizon, season, baseline):

@@ -28,6 +28,7 @@ FLAGS: dict[str, str] = {
     "calendar": "window.calendar",
     "baseline": "window.baseline",
     "cell": "model.cell",
+    "norm": "model.norm",
     "hidden_size": "model.hidden_size",
     "num_layers": "model.num_layers",
     "dropout": "model.dropout",
@@ -45,6 +46,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
         add_run_arguments,
         add_train_flags,
         cell_choices,
+        norm_choices,
     )
 
     p = tasks.add_parser(
@@ -74,6 +76,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
     flag("--calendar", action=argparse.BooleanOptionalAction, help="hour/weekday/month features")
     flag("--baseline", choices=["seasonal_naive", "last", "none"], help="predict a residual over")
     flag("--cell", choices=cell_choices())
+    flag("--norm", choices=norm_choices(), help="normalise each recurrent layer's output")
     flag("--hidden-size", type=int, metavar="N")
     flag("--num-layers", type=int, metavar="N")
     flag("--dropout", type=float, metavar="P")
@@ -115,20 +118,21 @@ def cmd_train_forecaster(args: argparse.Namespace) -> int:
     print(f"run folder: {out}  (report: {out / 'report.md'})")
     summary = {"run": str(out)}
     if run.backtest is not None:
-        summary |= {m: run.backtest[m]["mase"] for m in ("model", "seasonal_naive")}
+        methods = ("model", "seasonal_naive", "ets")
+        summary |= {m: run.backtest[m]["mase"] for m in methods if m in run.backtest}
     print(dumps_json(summary))
     return 0
 
 
 def format_metrics(metrics: dict) -> str:
-    """The human-readable form of a backtest (`evaluate_run`'s result)."""
-    from rnnkit.tasks.forecasting.report import metrics_table
+    """The human-readable form of a backtest (`evaluate_run`'s result), notes last."""
+    from rnnkit.tasks.forecasting.report import backtest_notes, metrics_table
 
     head = (
         f"{metrics['data']}: rolling-origin backtest, {metrics['origins']} origins over "
         f"{metrics['series']} series, horizon {metrics['horizon']}, season {metrics['season']}"
     )
-    return head + "\n" + metrics_table(metrics)
+    return "\n".join([head, metrics_table(metrics), *backtest_notes(metrics)])
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -16,6 +16,10 @@ scale is averaged before its softplus. The merged model is a plain `Forecaster` 
 `model.safetensors`, the usual tensor names, only wider), so prediction, streaming, export and
 validation need nothing new; the zero blocks cost compute (k times the member's recurrent
 multiply-adds instead of 1 time), which is why ensembles are the default only for short series.
+
+Output norms (`model.norm`) merge too: batch norm acts per feature, so the merged one holds the
+members' weights and running statistics side by side; layer norm takes its statistics over a
+member's features, so the merged model's (`norm_groups` k) normalises each member's block apart.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.errors import ConfigError
-from rnnkit.models.forecaster import Forecaster
+from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 
 #: rows per hidden unit in each cell's stacked gate matrices (PyTorch's layout)
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}
@@ -50,7 +54,7 @@ def merge_forecasters(members: Sequence[Forecaster]) -> Forecaster:
     if any(m.config != c for m in members):
         raise ValueError("ensemble members must share one configuration")
     k, hd, hh = len(members), c.hidden_size, c.head_size
-    merged = Forecaster(replace(c, hidden_size=k * hd, head_size=k * hh)).eval()
+    merged = Forecaster(merged_config(c, k)).eval()
     gates = GATES[c.cell]
     for layer, directions in enumerate(merged.encoder.layers):
         target = directions[0]
@@ -58,6 +62,10 @@ def merge_forecasters(members: Sequence[Forecaster]) -> Forecaster:
             parts = [getattr(m.encoder.layers[layer][0], name) for m in members]
             block_input = name.startswith("weight_hh") or (name.startswith("weight_ih") and layer)
             getattr(target, name).copy_(_stack_gates(parts, gates, hd, block_input))
+        if c.norm != "none":  # per-feature tensors (weight, bias, running statistics)
+            own = [m.encoder.norms[layer].state_dict() for m in members]
+            for name, tensor in merged.encoder.norms[layer].state_dict().items():
+                tensor.copy_(torch.cat([member[name] for member in own]))
     first = [m.head[1] for m in members]
     w1 = merged.head[1].weight  # (k Hh, k Hd + H Ff)
     w1.zero_()
@@ -71,6 +79,17 @@ def merge_forecasters(members: Sequence[Forecaster]) -> Forecaster:
     merged.head[3].bias.copy_(torch.stack([lin.bias for lin in last]).mean(0))
     merged.interval_scale.fill_(1.0)
     return merged
+
+
+def merged_config(config: ForecasterConfig, k: int) -> ForecasterConfig:
+    """The configuration of k members of `config` merged: k times as wide, k norm groups."""
+    groups = k * config.norm_groups if config.norm == "layer" else config.norm_groups
+    return replace(
+        config,
+        hidden_size=k * config.hidden_size,
+        head_size=k * config.head_size,
+        norm_groups=groups,
+    )
 
 
 def _stack_gates(parts: list[Tensor], gates: int, hd: int, block_input: bool) -> Tensor:
@@ -111,4 +130,4 @@ def member_count(windows: int, min_epoch_windows: int, requested: int | None) ->
     return 5 if windows < min_epoch_windows else 1
 
 
-__all__ = ["member_count", "merge_forecasters"]
+__all__ = ["member_count", "merge_forecasters", "merged_config"]

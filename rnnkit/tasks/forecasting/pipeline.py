@@ -4,8 +4,9 @@
 contiguous train/validation/test parts -> per-series scaler fitted on train -> stacked feature
 tensors -> windows by origin -> `Forecaster` -> `fit` (for a short series, several seeds merged
 into one model: `rnnkit.tasks.forecasting.ensemble`) -> rolling-origin backtest over the test
-span against naive and seasonal-naive -> plots and report. `ForecastPredictor`
-(`rnnkit.tasks.forecasting.predictor`) is what `rnnkit.load()` returns for such a run.
+span against naive, seasonal-naive and ETS (the `ets` extra) -> plots and report.
+`ForecastPredictor` (`rnnkit.tasks.forecasting.predictor`) is what `rnnkit.load()` returns for
+such a run.
 
 Configuration lives in `config`, data preparation, split points and loaders in `data`, the
 training task in `objective` (all under `rnnkit.tasks.forecasting`); this module is the pipeline.
@@ -27,7 +28,7 @@ from rnnkit import run_folder
 from rnnkit.config import from_dict, to_dict
 from rnnkit.data import TimeSeriesDataset
 from rnnkit.errors import ConfigError
-from rnnkit.models.forecaster import Forecaster
+from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.run_folder import Files
 from rnnkit.tasks.forecasting.backtest import backtest_forecasts, mase_scale, summarize
 from rnnkit.tasks.forecasting.config import (
@@ -44,7 +45,7 @@ from rnnkit.tasks.forecasting.data import (
     origins_for,
     prepare,
 )
-from rnnkit.tasks.forecasting.ensemble import member_count
+from rnnkit.tasks.forecasting.ensemble import member_count, merged_config
 from rnnkit.tasks.forecasting.objective import (
     ForecastingObjective,
     calibrate_intervals,
@@ -53,6 +54,7 @@ from rnnkit.tasks.forecasting.objective import (
 from rnnkit.tasks.forecasting.predictor import ForecastPredictor
 from rnnkit.tasks.forecasting.windows import Scaler
 from rnnkit.training import Callback, FitResult, fit
+from rnnkit.training.distill import Teacher
 from rnnkit.training.distributed import is_main_process
 
 __all__ = [
@@ -69,9 +71,13 @@ logger = logging.getLogger(__name__)
 
 
 def run_backtest(
-    model: Forecaster, prep: Prepared, config: ForecastingRunConfig
+    model: Forecaster, prep: Prepared, config: ForecastingRunConfig, *, ets: bool = True
 ) -> tuple[dict[str, Any], Any]:
-    """The rolling-origin backtest over the test span: (metrics, forecasts)."""
+    """The rolling-origin backtest over the test span: (metrics, forecasts).
+
+    `ets` adds the ETS baseline (the `ets` extra; seconds per series): off where only the
+    model's numbers are read. Where it is on but cannot run, `notes["ets"]` says why.
+    """
     w = config.window
     origins, series = origins_for(
         prep.stacked,
@@ -103,6 +109,7 @@ def run_backtest(
         season=prep.season,
         baseline=w.baseline,
         streaming=True,
+        ets=ets,
     )
     methods = summarize(forecasts, scales, prep.stacked.ids, targets)
     per_series = {
@@ -120,6 +127,8 @@ def run_backtest(
     for method, values in methods.items():
         result[method] = {k: v for k, v in values.items() if k != "per_series"}
     result["per_series"] = per_series
+    if forecasts.notes:
+        result["notes"] = dict(forecasts.notes)
     return result, forecasts
 
 
@@ -160,7 +169,9 @@ def train_forecaster(
     started = time.perf_counter()
     run_dir = Path(run_dir)
     resume = run_folder.check_run_dir(run_dir, to_dict(config), resume)
-    prep = prepare(config, dataset)
+    teacher = _teacher(config)
+    # a student sees the series scaled exactly as its teacher did: the soft targets live there
+    prep = prepare(config, dataset, scaler=teacher.scaler if teacher is not None else None)
     layout = prep.layout
     model_cfg = replace(
         config.model,
@@ -169,6 +180,8 @@ def train_forecaster(
         num_targets=len(layout.targets),
         horizon=config.window.horizon,
     )
+    if teacher is not None:
+        _check_teacher(teacher, layout, prep.input_length, model_cfg, config.distill.teacher)
     w = config.window
     train_windows = len(
         origins_for(
@@ -182,11 +195,7 @@ def train_forecaster(
     )
     members = member_count(train_windows, w.min_epoch_windows, config.ensemble)
     # the saved model is the members merged side by side: k times as wide (see ensemble.py)
-    saved_cfg = replace(
-        model_cfg,
-        hidden_size=members * model_cfg.hidden_size,
-        head_size=members * model_cfg.head_size,
-    )
+    saved_cfg = merged_config(model_cfg, members)
     train_loader = make_loader(prep, config, "train", shuffle=True)
     val_loader = make_loader(prep, config, "validation")
     logger.info(
@@ -235,13 +244,16 @@ def train_forecaster(
             run_dir,
             callbacks=callbacks,
             resume=resume,
+            teacher=Teacher(teacher.model, config.distill) if teacher is not None else None,
         )
     else:
         torch.manual_seed(config.train.seed)
         model = Forecaster(model_cfg)
         result = fit(
             model,
-            ForecastingObjective(),
+            ForecastingObjective(
+                Teacher(teacher.model, config.distill) if teacher is not None else None
+            ),
             train_loader,
             val_loader,
             config.train,
@@ -269,6 +281,42 @@ def train_forecaster(
     return ForecasterRun(run_dir, result, backtest, seconds, predictor)
 
 
+def _teacher(config: ForecastingRunConfig) -> ForecastPredictor | None:
+    """The forecaster named by `distill.teacher`, on the CPU (None when not distilling)."""
+    if not config.distill.teacher:
+        return None
+    path = Path(config.distill.teacher)
+    return ForecastPredictor.from_run(path, run_folder.config_for_task(path, TASK, "distill"))
+
+
+def _check_teacher(
+    teacher: ForecastPredictor,
+    layout: Any,
+    input_length: int,
+    student: ForecasterConfig,
+    where: str,
+) -> None:
+    """Refuse a teacher whose inputs or outputs differ from the student's (named)."""
+    t = teacher.model.config
+    differences = [
+        (what, theirs, ours)
+        for what, theirs, ours in (
+            ("series layout", to_dict(teacher.layout), to_dict(layout)),
+            ("input length", teacher.input_length, input_length),
+            ("horizon", t.horizon, student.horizon),
+            ("likelihood", t.likelihood, student.likelihood),
+            ("quantiles", list(t.quantiles), list(student.quantiles)),
+        )
+        if theirs != ours
+    ]
+    if differences:
+        what, theirs, ours = differences[0]
+        raise ConfigError(
+            f"the teacher {where} has {what} {theirs}, the student {ours}: a student keeps its "
+            "teacher's data, window, horizon and likelihood (change only the model's size)"
+        )
+
+
 def evaluate_run(run_dir: str | Path, data: str | None = None, **options: Any) -> dict[str, Any]:
     """The rolling-origin backtest of a saved forecaster on its test span (or on `data`'s).
 
@@ -281,7 +329,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, **options: Any) -
 
     Returns:
         {"data", "horizon", "origins", "model", "naive", "seasonal_naive", "streaming",
-        "per_series"}; each method holds mae, rmse, smape, mase (and coverage, pinball).
+        "ets" (with the `ets` extra), "per_series"[, "notes"]}; each method holds mae, rmse,
+        smape, mase (and coverage, pinball); "notes" says why a method is absent.
     """
     config = run_folder.read_config_file(run_dir)
     run_cfg = from_dict(ForecastingRunConfig, config["config"])

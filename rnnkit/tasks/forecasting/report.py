@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from rnnkit.reports.report import Image, Report, Section, Table
+from rnnkit.reports.report import Image, Report, Section, Table, Text
 from rnnkit.run_folder import Files
 from rnnkit.tasks.forecasting.config import TASK, ForecastingRunConfig
 from rnnkit.tasks.spec import BaselineScore
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 CURVE_METRIC = "val_mae_scaled"
 
 #: the backtest's methods, in table order: the model, its streaming replay, the baselines.
-METHODS = ("model", "streaming", "naive", "seasonal_naive")
+METHODS = ("model", "streaming", "naive", "seasonal_naive", "ets")
 #: metric name -> how the table prints it
 COLUMNS = ("mae", "rmse", "smape", "mase", "coverage", "pinball")
 
@@ -49,6 +49,11 @@ def backtest_table(backtest: Mapping[str, Any]) -> Table:
     rows = [[m, *(backtest[m].get(c) for c in columns)] for m in methods]
     header = ["method", *(c.upper() if c != "smape" else "sMAPE %" for c in columns)]
     return Table(header, rows)
+
+
+def backtest_notes(backtest: Mapping[str, Any]) -> list[str]:
+    """One line per method the backtest could not run, saying why (ETS without its extra)."""
+    return [f"{method}: {why}" for method, why in backtest.get("notes", {}).items()]
 
 
 def metrics_table(metrics: Mapping[str, Any]) -> str:
@@ -179,7 +184,8 @@ def write_outputs(
             run_dir / Files.FORECAST_PLOT, prep, forecasts, config.window.horizon
         ).name
         heading = f"Rolling-origin backtest ({backtest['origins']} origins, test span)"
-        sections.append(Section(heading, [backtest_table(backtest)]))
+        notes = [Text(line) for line in backtest_notes(backtest)]
+        sections.append(Section(heading, [backtest_table(backtest), *notes]))
     summary = {
         "task": TASK,
         "data": config.data.data,
@@ -234,8 +240,9 @@ def showcase(run: Run, examples: int) -> list[Any]:
     heading = (
         f"Rolling-origin backtest ({backtest['origins']} origins, horizon {backtest['horizon']})"
     )
+    notes = [Text(line) for line in backtest_notes(backtest)]
     return [
-        Section(heading, [backtest_table(backtest)]),
+        Section(heading, [backtest_table(backtest), *notes]),
         Image(
             Files.FORECAST_PLOT,
             "forecast vs actual",

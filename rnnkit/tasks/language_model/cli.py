@@ -24,6 +24,7 @@ FLAGS: dict[str, str] = {
     "carry_state": "data.carry_state",
     "streaming": "data.streaming",
     "cell": "model.cell",
+    "norm": "model.norm",
     "embedding_dim": "model.embedding_dim",
     "hidden_size": "model.hidden_size",
     "num_layers": "model.num_layers",
@@ -39,6 +40,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
         add_run_arguments,
         add_train_flags,
         cell_choices,
+        norm_choices,
     )
 
     p = tasks.add_parser(
@@ -70,6 +72,7 @@ def register_train(tasks: argparse._SubParsersAction) -> None:
         "it without loading the text (auto: corpora of 256 MB or more)",
     )
     flag("--cell", choices=cell_choices())
+    flag("--norm", choices=norm_choices(), help="normalise each recurrent layer's output")
     flag("--embedding-dim", type=int, metavar="N")
     flag("--hidden-size", type=int, metavar="N")
     flag("--num-layers", type=int, metavar="N")

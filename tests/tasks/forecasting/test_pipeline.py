@@ -67,7 +67,7 @@ def test_run_folder_and_backtest(trained) -> None:
         assert (run.run_dir / name).is_file(), name
     bt = run.backtest
     assert bt["series"] == 2 and bt["horizon"] == 7 and bt["season"] == 7
-    for method in ("model", "naive", "seasonal_naive", "streaming"):
+    for method in ("model", "naive", "seasonal_naive", "streaming", "ets"):
         assert {"mae", "rmse", "smape", "mase"} <= set(bt[method])
     assert 0.0 <= bt["model"]["coverage"] <= 1.0
     assert set(bt["per_series"]) == {"north", "south"}
@@ -208,9 +208,9 @@ def test_cli_train_forecast_evaluate(tmp_path, capsys) -> None:
     assert main(["evaluate", str(out), "--json"]) == 0
     metrics = json.loads(capsys.readouterr().out)
     assert metrics["task"] == "forecasting"
-    for method in ("model", "naive", "seasonal_naive"):
+    for method in ("model", "naive", "seasonal_naive", "ets"):  # ets: the dev extras have it
         assert {"mae", "rmse", "smape", "mase"} <= set(metrics[method])
-    assert "coverage" in metrics["model"]
+    assert "coverage" in metrics["model"] and "ets" in metrics["per_series"]["north"]
     plot = tmp_path / "f.png"
     assert main(["forecast", str(out), "--horizon", "3", "--json", "--plot", str(plot)]) == 0
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
