@@ -79,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     config = {**config, **nest_overrides(common)} if common else config
     runs = {
         "teacher": teacher,
-        "distilled student": timed(
-            "student", lambda f: rnnkit.distill(teacher, f, config or None)
-        ),
+        "distilled student": timed("student", lambda f: rnnkit.distill(teacher, f, config or None)),
         "student from scratch": timed(
             "scratch", lambda f: rnnkit.distill(teacher, f, config or None, alpha=0.0)
         ),
