@@ -55,3 +55,21 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
+
+# Peer tools on rnnkit's benchmark protocol (benchmarks/peers/README.md): one pinned environment
+# per peer under benchmarks/peers/.venvs/<env>, each stamped so a second `make peers` does nothing.
+# torch==2.13.0 goes in first, alone, where a peer needs torch (the CPU build on local disk), and
+# constraints-torch.txt holds it there while the peer's own requirements resolve.
+PEERS := benchmarks/peers
+PEER_ENVS := keras stats darts neuralforecast
+PEER_TORCH_ENVS := keras darts neuralforecast
+
+.PHONY: peers
+peers: $(foreach env,$(PEER_ENVS),$(PEERS)/.venvs/$(env)/.installed)
+
+$(PEERS)/.venvs/%/.installed: $(PEERS)/requirements-%.txt $(PEERS)/constraints-torch.txt
+	test -x $(PEERS)/.venvs/$*/bin/python || $(PYTHON) -m venv $(PEERS)/.venvs/$*
+	$(if $(filter $*,$(PEER_TORCH_ENVS)),$(PEERS)/.venvs/$*/bin/pip install --quiet $(TORCH_PIN))
+	$(PEERS)/.venvs/$*/bin/pip install --quiet -c $(PEERS)/constraints-torch.txt \
+		-r $(PEERS)/requirements-$*.txt
+	touch $@

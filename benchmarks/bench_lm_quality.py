@@ -46,8 +46,9 @@ from common import machine, matmul_gflops, table
 
 from rnnkit.models.language_model import LanguageModel, LanguageModelConfig
 from rnnkit.tasks.language_model.batches import LMWindows
+from rnnkit.tasks.language_model.config import LanguageModelRunConfig, LMDataConfig
+from rnnkit.tasks.language_model.data import load_text
 from rnnkit.tasks.language_model.objective import LanguageModelObjective, encode_stream
-from rnnkit.tasks.language_model.pipeline import LanguageModelRunConfig, LMDataConfig, load_text
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, TrainConfig, TrainState, fit
 from rnnkit.training.engine import make_optimizer

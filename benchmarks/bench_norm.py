@@ -2,18 +2,18 @@
 
     OMP_NUM_THREADS=1 python benchmarks/bench_norm.py --out runs/bench-norm --seeds 3 --threads 1
 
-Nine short runs per seed, one after another in this process, through `rnnkit.train` with the same data,
-seed, sizes and budget per task; only `norm` changes. Classification and forecasting train a
-fixed number of epochs (the same optimizer steps for every norm); the language model, whose
-one epoch of shakespeare is far past a short budget, trains for `--minutes` of wall clock
+Nine short runs per seed, one after another in this process, through `rnnkit.train` with the
+same data, seed, sizes and budget per task; only `norm` changes. Classification and forecasting
+train a fixed number of epochs (the same optimizer steps for every norm); the language model,
+whose one epoch of shakespeare is far past a short budget, trains for `--minutes` of wall clock
 (`train.max_minutes`), so its row also shows the steps that bought. Each row is the task's
-primary held-out metric as training wrote it (classification: test accuracy on
-rotten-tomatoes; forecasting: the rolling-origin MASE on airline-passengers, one model;
-language model: held-out loss in nats per character on shakespeare), the optimizer steps and
-the whole call's time (training, then the held-out evaluation). The budgets are short on
-purpose (about ten minutes in all on two cores): the table says whether a norm helps or hurts
-early in training at these sizes, not what it does at convergence. `--tasks` picks tasks;
-`--set TASK:KEY=VALUE` changes a task's config.
+primary held-out metric as training wrote it (classification: test accuracy on rotten-tomatoes;
+forecasting: the rolling-origin MASE on airline-passengers, one model; language model: held-out
+loss in nats per character on shakespeare), the optimizer steps and the whole call's time
+(training, then the held-out evaluation). The budgets are short on purpose (about ten minutes in
+all on two cores): the table says whether a norm helps or hurts early in training at these
+sizes, not what it does at convergence. `--tasks` picks tasks; `--set TASK:KEY=VALUE` changes a
+task's config.
 """
 
 from __future__ import annotations
