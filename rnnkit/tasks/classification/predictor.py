@@ -81,14 +81,15 @@ class ClassifierPredictor:
         loader = make_loader(
             ids, None, batch_size, shuffle=False, seed=0, pad_id=self.encoder.pad_id
         )
-        order = [i for batch in loader.batch_sampler for i in batch]
+        # The loader's sampler and collate, called directly: a DataLoader iterator costs ~0.1 ms
+        # per call, a sixth of a one-text request to a small model.
+        dataset, collate = loader.dataset, loader.collate_fn
         out = np.empty((len(texts), len(self.classes)), dtype=np.float32)
-        rows = []
-        with torch.no_grad():
-            for batch in loader:
-                batch = batch.to(self.device)
-                rows.append(torch.softmax(self.model(batch.ids, batch.lengths).float(), -1).cpu())
-        out[order] = torch.cat(rows).numpy()
+        with torch.inference_mode():
+            for indices in loader.batch_sampler:
+                batch = collate([dataset[i] for i in indices]).to(self.device)
+                logits = self.model(batch.ids, batch.lengths).float()
+                out[indices] = torch.softmax(logits, -1).cpu().numpy()
         return out
 
     def predict(self, texts: Sequence[str] | str, batch_size: int = 64) -> list[dict[str, Any]]:
