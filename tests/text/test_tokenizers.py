@@ -246,3 +246,32 @@ def test_lone_surrogate_is_the_one_input_torchtext_takes_and_we_refuse(
     assert str(info.value) == (
         "row 1: text 1 is not valid Unicode: surrogates not allowed at character 3"
     )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(texts_strategy, min_size=1, max_size=5))
+def test_basic_english_python_path_equals_the_arrow_path(texts: list[str]) -> None:
+    from rnnkit.text.tokenizers import _basic_english_lists, _basic_english_small, _drop_empty
+
+    tokens, offsets = _drop_empty(_basic_english_lists(texts))
+    words, small_offsets = _basic_english_small(texts)
+    assert words == tokens.to_pylist()
+    assert small_offsets.tolist() == offsets.tolist()
+
+
+def test_basic_english_ids_are_the_same_for_a_few_texts_and_many() -> None:
+    from rnnkit.text import TextEncoder
+
+    texts = [text for text, _ in BASIC_ENGLISH_CASES]
+    encoder = TextEncoder.build(texts, tokenizer="basic_english")
+    many = encoder.encode_batch(texts * 4)  # the Arrow path
+    assert [encoder.encode(text) for text in texts] == many[: len(texts)]  # the Python path
+
+
+def test_a_lone_surrogate_is_named_on_the_few_texts_path_too() -> None:
+    from rnnkit.errors import DataError
+    from rnnkit.text import TextEncoder
+
+    encoder = TextEncoder.build(["a b c"], tokenizer="basic_english")
+    with pytest.raises(DataError, match="text 1 is not valid Unicode"):
+        encoder.encode_batch(["fine", "bad \ud800 text"])
