@@ -60,7 +60,13 @@ PATIENCE = 5  # epochs without a better val_loss before stopping
 
 
 def build_model(
-    name: str, input_length: int, horizon: int, epochs: int, minutes: float, work_dir: str
+    name: str,
+    input_length: int,
+    horizon: int,
+    epochs: int,
+    minutes: float,
+    work_dir: str,
+    patience: int = PATIENCE,
 ) -> Any:
     """A Darts LSTM model with Darts' defaults but rnnkit's input length and horizon."""
     from darts.models import BlockRNNModel, RNNModel
@@ -69,7 +75,7 @@ def build_model(
     trainer = {
         "accelerator": "cpu",
         "max_time": timedelta(minutes=minutes),
-        "callbacks": [EarlyStopping("val_loss", patience=PATIENCE, mode="min")],
+        "callbacks": [EarlyStopping("val_loss", patience=patience, mode="min")] if patience else [],
         "enable_progress_bar": False,
         "enable_model_summary": False,
         "logger": False,
@@ -116,7 +122,9 @@ def run_model(
     scaler = Scaler(global_fit=False).fit(train)
     watch = Stopwatch()
     with tempfile.TemporaryDirectory() as work_dir:
-        model = build_model(name, length, horizon, args.epochs, args.max_minutes, work_dir)
+        model = build_model(
+            name, length, horizon, args.epochs, args.max_minutes, work_dir, args.patience
+        )
         with watch("train"):
             model.fit(scaler.transform(train), val_series=scaler.transform(val))
             epochs_run = model.epochs_trained
@@ -165,6 +173,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="a series exported by export_splits.py")
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--epochs", type=int, default=100, help="Darts' default n_epochs")
+    parser.add_argument(
+        "--patience",
+        type=int,
+        default=PATIENCE,
+        help="early-stopping patience in epochs (0: train all --epochs, as Darts' own examples do)",
+    )
     parser.add_argument("--max-minutes", type=float, default=10.0, help="training budget per model")
     parser.add_argument("--max-origins", type=int, help="first N origins per series (smoke)")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
@@ -197,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_origins": args.max_origins,
             "epochs": args.epochs,
             "max_minutes": args.max_minutes,
-            "early_stopping_patience": PATIENCE,
+            "early_stopping_patience": args.patience,
             "threads": torch.get_num_threads(),
             "defaults": "Darts' (hidden_dim 25, 1 layer, Adam 1e-3, batch 32, min-max Scaler)",
         },
