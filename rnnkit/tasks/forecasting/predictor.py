@@ -79,6 +79,7 @@ class ForecastPredictor:
         except ConfigError as exc:
             raise DataError(str(exc), path=path) from None
         _check_saved(path, model_cfg, layout, scaler, input_length)
+        _check_window(path, run_cfg.window, layout, input_length)
         model = Forecaster(model_cfg)
         run_folder.load_weights(model, run_dir)
         return cls(model, layout, scaler, input_length, run_cfg.window, device)
@@ -265,6 +266,29 @@ def _check_saved(
                 f"series {key!r} has no statistics for column(s) {missing}",
                 path=path,
                 column=f"scaler.params.{key}",
+            )
+
+
+def _check_window(path: Path, window: Any, layout: SeriesLayout, input_length: int) -> None:
+    """The saved season and input length must be what the run's window resolves to.
+
+    Training wrote both from `window.resolved(freq)`; an edit of one alone would load as a
+    valid model that reads another window of history and gives other forecasts, silently.
+    """
+    try:
+        season, length = window.resolved(layout.freq)
+    except (ConfigError, ValueError) as exc:
+        raise DataError(f"window: {exc}", path=path, column="config.window") from None
+    for name, saved, resolved in (
+        ("layout.season", layout.season, season),
+        ("input_length", input_length, length),
+    ):
+        if saved != resolved:
+            raise DataError(
+                f"is {saved} but the run's window (config.window, freq {layout.freq!r}) gives "
+                f"{resolved}; config.json was edited",
+                path=path,
+                column=name,
             )
 
 
