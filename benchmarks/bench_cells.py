@@ -102,7 +102,8 @@ def tables(args: argparse.Namespace) -> None:
             f"\n### {report['task']}: {report['data']}\n\n"
             f"{len(report['seeds'])} seeds; "
             + (f"{budget} minutes of training per run" if budget else "the task's default epochs")
-            + f"; {_machine(report['machine'])}\n"
+            + f"; {_machine(report['machine'])}"
+            + ("; latency re-timed with nothing else running\n" if retimed else "\n")
         )
         names = [primary] + [m for m in report["metric_labels"] if m != primary]
         rows = []
