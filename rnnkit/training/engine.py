@@ -459,6 +459,10 @@ def fit(
     if run_path is not None and (run_path / Files.WEIGHTS).is_file():
         load_weights_file(model, run_path / Files.WEIGHTS, device=str(device))
         flatten_rnn_weights(model)
+    # Rank 0 goes on to write the run folder (a forecaster rewrites model.safetensors with its
+    # calibrated interval) only once every rank has read the best weights. Every rank waits,
+    # whether or not it sees the file (another node may not share the folder).
+    distributed.barrier()
     return FitResult(
         records,
         state.best,
