@@ -162,8 +162,7 @@ def distill(
     try:
         run_config = apply_overrides(teacher_config, nest_overrides(overrides))
     except ConfigError as exc:
-        message = str(exc).removeprefix("--set: ")
-        raise ConfigError(f"distill: {message}") from None
+        raise ConfigError(str(exc).removeprefix("--set: ")) from None
     out = Path(out)
     if not resume and (out / Files.CONFIG).exists():
         raise ConfigError(f"{out} already holds a run; choose another out= or pass resume=True")

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.errors import ConfigError
+from rnnkit.models.encoder import State, state_from_tensors, state_tensors
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,24 @@ def soft_cross_entropy(
     s = F.log_softmax(student_logits.float().reshape(-1, classes) / temperature, dim=-1)
     t = F.log_softmax(teacher_logits.float().reshape(-1, classes) / temperature, dim=-1)
     return F.kl_div(s, t, log_target=True, reduction="batchmean") * temperature**2
+
+
+#: prefix of the teacher's carried state among a checkpoint's objective tensors
+TEACHER_PREFIX = "teacher_"
+
+
+def carried_tensors(state: State | None, teacher_state: State | None) -> dict[str, Tensor]:
+    """The student's and the teacher's carried states as one dict, for a checkpoint."""
+    teacher = {TEACHER_PREFIX + k: v for k, v in state_tensors(teacher_state).items()}
+    return {**state_tensors(state), **teacher}
+
+
+def split_carried(tensors: dict[str, Tensor]) -> tuple[State | None, State | None]:
+    """The inverse of `carried_tensors`: (student's state, teacher's state)."""
+    student = {k: v for k, v in tensors.items() if not k.startswith(TEACHER_PREFIX)}
+    teacher = {
+        k.removeprefix(TEACHER_PREFIX): v
+        for k, v in tensors.items()
+        if k.startswith(TEACHER_PREFIX)
+    }
+    return state_from_tensors(student), state_from_tensors(teacher)

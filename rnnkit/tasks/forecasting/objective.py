@@ -24,11 +24,11 @@ from torch import Tensor
 from rnnkit import run_folder
 from rnnkit.io import atomic_write_json, atomic_write_text
 from rnnkit.layout import Files
-from rnnkit.models.encoder import State, detach_state, state_from_tensors, state_tensors
+from rnnkit.models.encoder import State, detach_state
 from rnnkit.models.forecaster import Forecaster, ForecasterConfig
 from rnnkit.tasks.forecasting.streams import StreamBatch
 from rnnkit.training import Callback, EvalContext, FitResult, TrainConfig, fit
-from rnnkit.training.distill import Teacher
+from rnnkit.training.distill import Teacher, carried_tensors, split_carried
 from rnnkit.training.distributed import is_main_process
 from rnnkit.training.precision import eval_mode
 
@@ -68,15 +68,10 @@ class ForecastingObjective:
 
     def carried_state(self) -> dict[str, Tensor]:
         """The stream state carried into the next window (the teacher's too), for a checkpoint."""
-        teacher = {f"teacher_{k}": v for k, v in state_tensors(self.teacher_state).items()}
-        return {**state_tensors(self.state), **teacher}
+        return carried_tensors(self.state, self.teacher_state)
 
     def load_carried_state(self, tensors: dict[str, Tensor]) -> None:
-        self.state = state_from_tensors({k: v for k, v in tensors.items() if k in ("h", "c")})
-        prefix = "teacher_"
-        self.teacher_state = state_from_tensors(
-            {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-        )
+        self.state, self.teacher_state = split_carried(tensors)
 
     def compute_loss(self, model: torch.nn.Module, batch: Any) -> Tensor:
         params, target, state = forward_batch(model, batch, self.state)  # type: ignore[arg-type]

@@ -13,11 +13,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rnnkit.models.encoder import detach_state, state_from_tensors, state_tensors
+from rnnkit.models.encoder import detach_state
 from rnnkit.tasks.language_model.batches import LMBatch, LMWindows
 from rnnkit.text import TextEncoder
 from rnnkit.training import EvalContext
-from rnnkit.training.distill import Teacher, soft_cross_entropy
+from rnnkit.training.distill import Teacher, carried_tensors, soft_cross_entropy, split_carried
 from rnnkit.training.precision import eval_mode
 
 
@@ -70,15 +70,10 @@ class LanguageModelObjective:
 
     def carried_state(self) -> dict[str, torch.Tensor]:
         """The state carried into the next window (the teacher's too), for a checkpoint."""
-        teacher = {f"teacher_{k}": v for k, v in state_tensors(self.teacher_state).items()}
-        return {**state_tensors(self.state), **teacher}
+        return carried_tensors(self.state, self.teacher_state)
 
     def load_carried_state(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.state = state_from_tensors({k: v for k, v in tensors.items() if k in ("h", "c")})
-        prefix = "teacher_"
-        self.teacher_state = state_from_tensors(
-            {k.removeprefix(prefix): v for k, v in tensors.items() if k.startswith(prefix)}
-        )
+        self.state, self.teacher_state = split_carried(tensors)
 
     def compute_loss(self, model: torch.nn.Module, batch: LMBatch) -> torch.Tensor:
         fresh = batch.first or not self.carry_state
