@@ -108,6 +108,7 @@ def train(
 DISTILL_OPTIONS: dict[str, str] = {
     "temperature": "distill.temperature",
     "alpha": "distill.alpha",
+    "top_k": "distill.top_k",
 }
 
 
@@ -136,7 +137,9 @@ def distill(
         resume: continue an interrupted student in `out`.
         **options: `cell`, `hidden_size`, `num_layers` (the student's size), `temperature`,
             `alpha` (the soft loss; `alpha=0` trains the same student on the truth alone, the
-            reference it must beat) and the engine's (`epochs`, `seed`, ...).
+            reference it must beat), `top_k` (a language model's teacher read once, its k
+            most likely next tokens kept per position) and the engine's (`epochs`, `seed`,
+            ...).
 
     Returns:
         The student's run (None on torchrun ranks other than 0).

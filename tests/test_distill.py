@@ -133,3 +133,39 @@ def test_language_model_resume_carries_the_teachers_state_too() -> None:
     again.load_carried_state(carried)
     assert torch.equal(again.teacher_state[0], objective.teacher_state[0])
     assert torch.equal(again.state[1], objective.state[1])
+
+
+def test_language_model_student_from_a_stored_teacher(
+    teachers: dict[str, Path], root: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    """`--top-k`: the teacher reads the text once; no student step runs it again."""
+    from rnnkit.models.language_model import LanguageModel
+
+    calls: list[int] = []
+    forward = LanguageModel.forward
+
+    def counted(self: LanguageModel, *args, **kwargs):
+        calls.append(self.config.hidden_size)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(LanguageModel, "forward", counted)
+    teacher = teachers["language-model"]
+    width = Run(teacher).config.model.hidden_size
+    out = root / "stored-lm"
+    argv = ["distill", str(teacher), "--out", str(out), "--top-k", "4", "--hidden-size", "6"]
+    assert main([*argv, "--epochs", "1", "--quiet"]) == 0
+    student = Run(out)
+    assert student.config.distill.top_k == 4
+    assert np.isfinite(student.test_metrics()["loss"])
+    assert width != 6
+    # the teacher's calls are its one pass over the text: a tiny corpus is one or two windows
+    # of 256 steps per row; a live teacher would have been called once per student step too
+    student_steps = calls.count(6)
+    assert 1 <= calls.count(width) <= 2 < student_steps, calls
+
+
+def test_stored_teacher_is_refused_for_a_classifier(teachers: dict[str, Path], root: Path, capsys):
+    teacher = str(teachers["classification"])
+    assert main(["distill", teacher, "--out", str(root / "no-top-k"), "--top-k", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "distill.top_k" in err and "classifier" in err and "Traceback" not in err

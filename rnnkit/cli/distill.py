@@ -38,6 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="A",
         help="the soft loss's share (default 0.5; 0 trains the same student without a teacher)",
     )
+    p.add_argument(
+        "--top-k",
+        type=int,
+        metavar="K",
+        help="language models: read the teacher once over the training text and keep each "
+        "position's K most likely next tokens, so a distilled step costs what a step without a "
+        "teacher costs (default 0: the teacher runs beside every step)",
+    )
     add_train_flags(p)
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="set any config key"
@@ -57,7 +65,15 @@ def cmd_distill(args: argparse.Namespace) -> int:
     teacher = Run(args.run)
     options: dict[str, Any] = {
         name: getattr(args, name)
-        for name in ("cell", "hidden_size", "num_layers", "temperature", "alpha", *TRAIN_FLAGS)
+        for name in (
+            "cell",
+            "hidden_size",
+            "num_layers",
+            "temperature",
+            "alpha",
+            "top_k",
+            *TRAIN_FLAGS,
+        )
         if getattr(args, name, None) is not None
     }
     monitor = getattr(teacher.config, "monitor", "loss")

@@ -25,6 +25,9 @@ from torch import Tensor, nn
 from rnnkit.errors import ConfigError
 from rnnkit.models.encoder import State, state_from_tensors, state_tensors
 
+#: the most next-token candidates kept per position by a stored teacher (`DistillConfig.top_k`)
+MAX_TOP_K = 4096
+
 
 @dataclass(frozen=True)
 class DistillConfig:
@@ -36,17 +39,30 @@ class DistillConfig:
             answers are nearly right; 2 is the usual middle ground (Hinton et al. use 1-20).
         alpha: the soft loss's share of the total; 0.5 keeps the truth and the teacher equal,
             0 is training from scratch (the reference a distilled student must beat).
+        top_k: 0 runs the teacher beside the student at every step. k > 0 (language models
+            only) runs it once over the training text before training and keeps each
+            position's k most likely next tokens: a distilled step then costs what a step
+            from scratch costs, so under a time budget the student reads as much text as
+            without a teacher (the live teacher's forward costs more than a small student's
+            step). The soft loss is then the KL from the teacher's distribution renormalised
+            over its k tokens; k equal to the vocabulary is the full distribution.
     """
 
     teacher: str = ""
     temperature: float = 2.0
     alpha: float = 0.5
+    top_k: int = 0
 
     def __post_init__(self) -> None:
         if not 0.05 <= self.temperature <= 100.0:
             raise ConfigError(f"distill.temperature must be in [0.05, 100], got {self.temperature}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ConfigError(f"distill.alpha must be in [0, 1], got {self.alpha}")
+        if not 0 <= self.top_k <= MAX_TOP_K:
+            raise ConfigError(
+                f"distill.top_k must be in [0, {MAX_TOP_K}] (0 = the teacher at every step), "
+                f"got {self.top_k}"
+            )
 
 
 class Teacher:
@@ -84,6 +100,19 @@ class Teacher:
         return (1.0 - self.alpha) * hard + self.alpha * soft()
 
 
+def require_live(config: DistillConfig, task: str) -> None:
+    """Refuse `distill.top_k` for a task whose teacher can only run beside its student.
+
+    Raises:
+        ConfigError: `config.top_k` is set.
+    """
+    if config.top_k:
+        raise ConfigError(
+            f"distill.top_k stores a language model's next-token outputs; a {task} teacher "
+            "runs beside each step: set distill.top_k=0"
+        )
+
+
 def soft_cross_entropy(
     student_logits: Tensor, teacher_logits: Tensor, temperature: float
 ) -> Tensor:
@@ -101,6 +130,33 @@ def soft_cross_entropy(
     s = F.log_softmax(student_logits.float().reshape(-1, classes) / temperature, dim=-1)
     t = F.log_softmax(teacher_logits.float().reshape(-1, classes) / temperature, dim=-1)
     return F.kl_div(s, t, log_target=True, reduction="batchmean") * temperature**2
+
+
+def sparse_soft_cross_entropy(
+    student_logits: Tensor, teacher_log_probs: Tensor, indices: Tensor, temperature: float
+) -> Tensor:
+    """KL(teacher || student) x temperature^2 from the teacher's k most likely classes only.
+
+    The teacher's distribution at `temperature`, kept on its top k classes and renormalised
+    there, against the student's full softmax at the same temperature; with k equal to the
+    number of classes it is `soft_cross_entropy`.
+
+    Args:
+        student_logits: (..., C) unnormalised scores.
+        teacher_log_probs: (..., k) the teacher's log-probabilities at `temperature` of the
+            classes in `indices` (any float dtype; renormalised here).
+        indices: (..., k) class ids.
+        temperature: T, as the teacher's log-probabilities were computed with.
+
+    Returns:
+        A scalar averaged over rows; zero when the student's distribution is the teacher's
+        renormalised one.
+    """
+    classes, k = student_logits.size(-1), indices.size(-1)
+    s = F.log_softmax(student_logits.float().reshape(-1, classes) / temperature, dim=-1)
+    s = s.gather(1, indices.reshape(-1, k).long())
+    t = F.log_softmax(teacher_log_probs.float().reshape(-1, k), dim=-1)  # renormalised over k
+    return (t.exp() * (t - s)).sum(-1).mean() * temperature**2
 
 
 #: prefix of the teacher's carried state among a checkpoint's objective tensors

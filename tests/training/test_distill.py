@@ -61,3 +61,32 @@ def test_teacher_is_frozen_and_builds_no_graph() -> None:
 def test_config_bounds_name_the_key(key: str, value: float, words: str) -> None:
     with pytest.raises(ConfigError, match=words):
         DistillConfig(**{key: value})
+
+
+def test_sparse_soft_cross_entropy_with_every_class_is_the_full_kl() -> None:
+    from rnnkit.training.distill import sparse_soft_cross_entropy
+
+    torch.manual_seed(0)
+    student, teacher = torch.randn(3, 5, 7), torch.randn(3, 5, 7)
+    t = 2.0
+    log_probs, ids = torch.log_softmax(teacher / t, -1).topk(7, -1)
+    sparse = sparse_soft_cross_entropy(student, log_probs.half(), ids, t)
+    full = soft_cross_entropy(student.reshape(-1, 7), teacher.reshape(-1, 7), t)
+    assert torch.allclose(sparse, full, atol=1e-3)
+
+
+def test_sparse_soft_cross_entropy_renormalises_the_kept_classes() -> None:
+    from rnnkit.training.distill import sparse_soft_cross_entropy
+
+    # the student puts exactly the teacher's renormalised top-2 mass on those 2 classes
+    teacher = torch.log(torch.tensor([[0.5, 0.3, 0.2]]))
+    log_probs, ids = teacher.topk(2, -1)
+    student = torch.log(torch.tensor([[0.625, 0.375, 1e-30]]))
+    assert float(sparse_soft_cross_entropy(student, log_probs, ids, 1.0)) < 1e-6
+    other = torch.log(torch.tensor([[0.375, 0.625, 1e-30]]))
+    assert float(sparse_soft_cross_entropy(other, log_probs, ids, 1.0)) > 0.05
+
+
+def test_top_k_bounds_name_the_key() -> None:
+    with pytest.raises(ConfigError, match=r"distill\.top_k"):
+        DistillConfig(top_k=-1)

@@ -36,7 +36,7 @@ from rnnkit.tasks.classification.predictor import ClassifierPredictor
 from rnnkit.tasks.classification.report import write_outputs as _write_outputs
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, FitResult, fit
-from rnnkit.training.distill import Teacher
+from rnnkit.training.distill import Teacher, require_live
 from rnnkit.training.distributed import is_main_process
 from rnnkit.training.precision import resolve_precision
 
@@ -231,6 +231,7 @@ def _teacher(config: ClassificationRunConfig) -> ClassifierPredictor | None:
     """The classifier named by `distill.teacher`, loaded on the CPU (None when not distilling)."""
     if not config.distill.teacher:
         return None
+    require_live(config.distill, "classifier")
     path = Path(config.distill.teacher)
     return ClassifierPredictor.from_run(path, run_folder.config_for_task(path, TASK, "distill"))
 

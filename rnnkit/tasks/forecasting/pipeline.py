@@ -54,7 +54,7 @@ from rnnkit.tasks.forecasting.objective import (
 from rnnkit.tasks.forecasting.predictor import ForecastPredictor
 from rnnkit.tasks.forecasting.windows import Scaler
 from rnnkit.training import Callback, FitResult, fit
-from rnnkit.training.distill import Teacher
+from rnnkit.training.distill import Teacher, require_live
 from rnnkit.training.distributed import is_main_process
 
 __all__ = [
@@ -285,6 +285,7 @@ def _teacher(config: ForecastingRunConfig) -> ForecastPredictor | None:
     """The forecaster named by `distill.teacher`, on the CPU (None when not distilling)."""
     if not config.distill.teacher:
         return None
+    require_live(config.distill, "forecaster")
     path = Path(config.distill.teacher)
     return ForecastPredictor.from_run(path, run_folder.config_for_task(path, TASK, "distill"))
 

@@ -45,14 +45,18 @@ class LMBatch:
         inputs: (B, T) token ids.
         targets: (B, T) the next token of each input.
         first: True for the first window of a pass: there is no state to carry into it.
+        positions: (B,) where each row's first input is in the stream (CPU, int64), for
+            per-position tables such as a stored teacher's outputs; None when unknown.
     """
 
     inputs: Tensor
     targets: Tensor
     first: bool = False
+    positions: Tensor | None = None
 
     def to(self, device: torch.device | str) -> LMBatch:
-        return LMBatch(self.inputs.to(device), self.targets.to(device), self.first)
+        """The ids on `device`; `positions` stay on the CPU, where the tables they index are."""
+        return LMBatch(self.inputs.to(device), self.targets.to(device), self.first, self.positions)
 
     @property
     def num_tokens(self) -> int:
@@ -215,4 +219,5 @@ class LMWindows:
             start = k * self.bptt
             stop = min(start + self.bptt, length - 1)
             block = torch.from_numpy(self.reader.read(row_starts + start, stop - start + 1))
-            yield LMBatch(block[:, :-1], block[:, 1:], k == 0)
+            positions = torch.from_numpy(row_starts + start)
+            yield LMBatch(block[:, :-1], block[:, 1:], k == 0, positions)

@@ -15,9 +15,16 @@ import torch.nn.functional as F
 
 from rnnkit.models.encoder import detach_state
 from rnnkit.tasks.language_model.batches import LMBatch, LMWindows
+from rnnkit.tasks.language_model.soft_targets import StoredTeacher
 from rnnkit.text import TextEncoder
 from rnnkit.training import EvalContext
-from rnnkit.training.distill import Teacher, carried_tensors, soft_cross_entropy, split_carried
+from rnnkit.training.distill import (
+    Teacher,
+    carried_tensors,
+    soft_cross_entropy,
+    sparse_soft_cross_entropy,
+    split_carried,
+)
 from rnnkit.training.precision import eval_mode
 
 
@@ -48,6 +55,9 @@ class LanguageModelObjective:
         teacher: when distilling, a language model on the same vocabulary whose next-token
             distributions (temperature-softened) are mixed into the loss; it carries its own
             state between windows, reset where the student's is.
+        stored: the teacher's outputs over the training stream, read once
+            (`distill.top_k`): looked up by the batch's stream positions instead of running
+            `teacher` beside each step (which then only weighs the two losses).
     """
 
     monitor = "loss"
@@ -60,8 +70,10 @@ class LanguageModelObjective:
         bptt: int = 128,
         eval_batch_size: int = 16,
         teacher: Teacher | None = None,
+        stored: StoredTeacher | None = None,
     ) -> None:
         self.carry_state = carry_state
+        self.stored = stored
         self.chars_per_token = chars_per_token
         self.bptt, self.eval_batch_size = bptt, eval_batch_size
         self.teacher = teacher
@@ -83,6 +95,14 @@ class LanguageModelObjective:
         teacher = self.teacher
         if teacher is None or teacher.alpha == 0.0:
             return loss
+        stored = self.stored
+        if stored is not None:
+            if batch.positions is None:
+                raise ValueError("a stored teacher needs the batch's stream positions")
+            top, ids = stored.lookup(batch.positions, batch.inputs.size(1), logits.device)
+            return teacher.mix(
+                loss, lambda: sparse_soft_cross_entropy(logits, top, ids, teacher.temperature)
+            )
         teacher_logits, teacher_state = teacher(
             model, batch.inputs, None if fresh else self.teacher_state
         )

@@ -37,6 +37,7 @@ from rnnkit.tasks.language_model.generate import generate
 from rnnkit.tasks.language_model.objective import LanguageModelObjective, encode_stream
 from rnnkit.tasks.language_model.predictor import LanguageModelPredictor
 from rnnkit.tasks.language_model.report import write_outputs as _write_outputs
+from rnnkit.tasks.language_model.soft_targets import store_teacher
 from rnnkit.text import TextEncoder
 from rnnkit.training import Callback, EvalContext, FitResult, fit
 from rnnkit.training.distill import Teacher
@@ -96,12 +97,17 @@ def train_lm(
     model_cfg = replace(config.model, vocab_size=len(encoder.vocab))
     torch.manual_seed(config.train.seed)
     model = LanguageModel(model_cfg)
+    distill = config.distill
+    stored = None
+    if teacher is not None and distill.top_k and distill.alpha:
+        stored = store_teacher(teacher.model, train_ids, distill.top_k, distill.temperature)
     task = LanguageModelObjective(
         data_cfg.carry_state,
         chars_per_token,
         data_cfg.bptt,
         data_cfg.eval_batch_size,
-        Teacher(teacher.model, config.distill) if teacher is not None else None,
+        Teacher(teacher.model, distill) if teacher is not None else None,
+        stored,
     )
     train_loader = LMWindows(
         train_ids,
