@@ -324,3 +324,40 @@ class LeanHead:
         rise *= _GELU_SLOPE.take(segment)
         np.add(_GELU_AT.take(segment), rise, out=self._gelu)
         return np.dot(self.w2, self._act)
+
+
+class LeanLanguageModel:
+    """One token through a trained `LanguageModel`'s embedding, encoder and decoder, in NumPy.
+
+    Generating one sample calls the model once per token; through the modules a step of a small
+    character model is mostly dispatch (docs/benchmarks.md, "Generation speed"). Here the step
+    is a row copy, the encoder's matrix-vector products and one more for the decoder (its bias
+    folded in against the constant 1 that follows the top output in `LeanState.tail`).
+
+    Args:
+        model: a trained `rnnkit.models.language_model.LanguageModel` (eval-mode arithmetic:
+            dropout is not applied).
+    """
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        self.encoder = LeanEncoder(model.encoder)
+        self.embedding = model.embedding.weight.detach().float().cpu().numpy().copy()
+        weight = model.decoder.weight.detach().double().cpu().numpy()
+        bias = model.decoder.bias.detach().double().cpu().numpy()
+        self.head = np.ascontiguousarray(np.concatenate([weight, bias[:, None]], 1), np.float32)
+        self._logits = np.empty(self.head.shape[0], dtype=np.float32)
+
+    def state(self, torch_state: State) -> LeanState:
+        """Buffers holding a PyTorch-layout state of one sample ((layers, 1, H) tensors)."""
+        state = self.encoder.zero_state()
+        self.encoder.load_torch(state, torch_state)
+        return state
+
+    def step(self, state: LeanState, token: int) -> np.ndarray:
+        """(V,) next-token logits after `token`; `state` advances in place.
+
+        The array is reused by the next call: copy it to keep it.
+        """
+        state.x[:] = self.embedding[token]
+        self.encoder.step(state)
+        return np.dot(self.head, state.tail[: self.encoder.hidden_size + 1], out=self._logits)

@@ -22,15 +22,19 @@ byte-level BPE token, is held back until the next tokens decide it.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
 from rnnkit.config import MAX_TOKENS, check_range
 from rnnkit.errors import ConfigError
 from rnnkit.models.encoder import State
+from rnnkit.models.language_model import LanguageModel
+from rnnkit.models.lean import LeanLanguageModel, LeanState
 from rnnkit.text import TextEncoder
 
 logger = logging.getLogger(__name__)
@@ -173,8 +177,33 @@ def _expand_state(state: State, n: int) -> State:
     return state.expand(-1, n, -1).contiguous()
 
 
+def lean_model(model: nn.Module) -> LeanLanguageModel | None:
+    """The NumPy step of `model` for one sample on the CPU, made once per set of weights.
+
+    None for anything but a `LanguageModel` on the CPU. Kept per model while its parameters
+    are the same tensors at the same version (an optimizer step or `load_state_dict` bumps
+    the version, so a model trained further gets a new one).
+    """
+    if not isinstance(model, LanguageModel):
+        return None
+    params = list(model.parameters())
+    if any(p.device.type != "cpu" for p in params):
+        return None
+    key = tuple((p.data_ptr(), p._version) for p in params)
+    cached = _LEAN.get(model)
+    if cached is None or cached[0] != key:
+        cached = (key, LeanLanguageModel(model))
+        _LEAN[model] = cached
+    return cached[1]
+
+
+_LEAN: weakref.WeakKeyDictionary[nn.Module, tuple[tuple, LeanLanguageModel]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def generate_ids(
-    model: nn.Module, prompt_ids: Sequence[int], config: SamplingConfig
+    model: nn.Module, prompt_ids: Sequence[int], config: SamplingConfig, *, lean: bool = True
 ) -> Iterator[Tensor]:
     """Yield the next token of every sample, step by step.
 
@@ -187,6 +216,8 @@ def generate_ids(
         model: the language model (put in eval mode here).
         prompt_ids: at least one token id.
         config: sampling settings; `num_samples` sets N.
+        lean: one sample on the CPU steps through `LeanLanguageModel` (NumPy; same logits to
+            float32 rounding, same draws); False keeps the modules, the reference.
 
     Yields:
         (N,) int64 ids on the model's device, `config.max_tokens` times.
@@ -197,34 +228,113 @@ def generate_ids(
     if len(prompt_ids) == 0:
         raise ConfigError("the prompt must have at least one token to start from")
     device = next(model.parameters()).device
-    generator = torch.Generator(device=device)
-    if config.seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(config.seed)
     n = config.num_samples
     model.eval()
     with torch.inference_mode():
         prompt = torch.as_tensor(list(prompt_ids), dtype=torch.long, device=device).view(1, -1)
         logits, state = model(prompt, None)  # (1, P, V): prime the state with the prompt
-        logits = logits[:, -1].expand(n, -1)  # (N, V)
-        state = _expand_state(state, n)
-        vocab = logits.size(-1)
+    yield from continue_ids(
+        model,
+        logits[:, -1].expand(n, -1),
+        _expand_state(state, n),
+        config,
+        seen=prompt.view(-1).tolist(),
+        lean=lean,
+    )
+
+
+def continue_ids(
+    model: nn.Module,
+    logits: Tensor,
+    state: State,
+    config: SamplingConfig,
+    *,
+    seen: Sequence[int] = (),
+    lean: bool = True,
+) -> Iterator[Tensor]:
+    """The tokens after a primed state: pick from `logits`, step, pick, ...
+
+    Args:
+        model: the language model, in eval mode.
+        logits: (N, V) the next-token logits the state was left with.
+        state: (layers, N, H) tensors, PyTorch's layout.
+        config: sampling settings (its `num_samples` is N).
+        seen: token ids already in the text, for the repetition penalty.
+        lean: as `generate_ids`'s.
+
+    Yields:
+        (N,) int64 ids, `config.max_tokens` times.
+    """
+    device = logits.device
+    generator = torch.Generator(device=device)
+    if config.seed is None:
+        generator.seed()
+    else:
+        generator.manual_seed(config.seed)
+    n, vocab = logits.shape
+    stepper = lean_model(model) if lean and n == 1 else None
+    with torch.inference_mode():
+        if stepper is not None and config.top_p is None and config.repetition_penalty == 1.0:
+            first = logits[0].float().numpy()
+            yield from _generate_one(stepper, stepper.state(state), first, config, generator)
+            return
+        lean_state = stepper.state(state) if stepper is not None else None
         banned = torch.tensor([i for i in SPECIAL_IDS if i < vocab], device=device)
-        seen = None
+        seen_mask = None
         if config.repetition_penalty != 1.0:
-            seen = torch.zeros(n, vocab, dtype=torch.bool, device=device)
-            seen[:, prompt.view(-1)] = True
+            seen_mask = torch.zeros(n, vocab, dtype=torch.bool, device=device)
+            seen_mask[:, torch.as_tensor(list(seen), dtype=torch.long, device=device)] = True
         ids: Tensor | None = None
         for _ in range(config.max_tokens):
-            if ids is not None:  # one recurrent step on the tokens just picked
+            if ids is not None and stepper is not None:  # one sample: the NumPy step
+                logits = torch.from_numpy(stepper.step(lean_state, int(ids))).view(1, -1)
+            elif ids is not None:  # one recurrent step on the tokens just picked
                 step_logits, state = model(ids.view(n, 1), state)  # (N, 1, V)
                 logits = step_logits[:, -1]  # (N, V)
             logits = logits.float().index_fill(-1, banned, float("-inf"))
-            ids = choose(logits, config, generator, seen)  # (N,)
-            if seen is not None:
-                seen[torch.arange(n, device=device), ids] = True
+            ids = choose(logits, config, generator, seen_mask)  # (N,)
+            if seen_mask is not None:
+                seen_mask[torch.arange(n, device=device), ids] = True
             yield ids
+
+
+def _generate_one(
+    stepper: LeanLanguageModel,
+    state: LeanState,
+    logits: np.ndarray,
+    config: SamplingConfig,
+    generator: torch.Generator,
+) -> Iterator[Tensor]:
+    """`generate_ids` for one sample on the CPU with temperature and top-k only, in NumPy.
+
+    Written by hand because at one sample the torch ops of `choose` cost more than a small
+    model's step. The draw is the one `torch.multinomial(probs, 1)` makes: argmax(p / q) with q
+    ~ Exp(1) drawn from the same generator into a float64 tensor of the same size (its CPU
+    kernel for one sample, so a seed gives the same tokens; tested against the tensor path).
+    """
+    vocab = logits.size
+    banned = [i for i in SPECIAL_IDS if i < vocab]
+    draws = torch.empty(1, vocab, dtype=torch.float64)
+    q = draws.numpy()[0]
+    k, token = config.top_k, 0
+    for i in range(config.max_tokens):
+        if i:
+            logits = stepper.step(state, token)
+        x = logits.astype(np.float64)
+        x[banned] = -np.inf
+        if config.temperature == 0:
+            token = int(x.argmax())
+        else:
+            x -= x.max()
+            x /= config.temperature
+            if k is not None and k < vocab:
+                x[x < np.partition(x, vocab - k)[vocab - k]] = -np.inf
+            np.exp(x, out=x)
+            x /= x.sum()
+            draws.exponential_(1, generator=generator)
+            x /= q
+            token = int(x.argmax())
+        yield torch.tensor([token])
 
 
 # -- text ---------------------------------------------------------------------------------------

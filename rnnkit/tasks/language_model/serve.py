@@ -32,10 +32,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rnnkit.serve.hooks import ServingHooks, StreamState
 from rnnkit.tasks.language_model.generate import (
-    SPECIAL_IDS,
     SamplingConfig,
     _TextStream,
-    choose,
+    continue_ids,
     prompt_ids,
 )
 
@@ -225,34 +224,19 @@ def _continue(
 ) -> str:
     """`config.max_tokens` tokens sampled from `state` as `generate_ids` samples one sample.
 
-    The steps are those of `rnnkit.tasks.language_model.generate.generate_ids` after its prompt
-    pass (which the stream has already made): ban the specials, pick, step, with a generator
-    seeded the same way; the text goes through the same stop-string handling.
+    `continue_ids` is what `generate_ids` runs after its prompt pass (which the stream has
+    already made), with a generator seeded the same way; the text goes through the same
+    stop-string handling.
     """
-    model, device = predictor.model, predictor.device
-    generator = torch.Generator(device=device)
-    if config.seed is None:
-        generator.seed()
-    else:
-        generator.manual_seed(config.seed)
-    vocab = logits.size(-1)
-    banned = torch.tensor([i for i in SPECIAL_IDS if i < vocab], device=device)
-    seen = None
-    if config.repetition_penalty != 1.0:
-        seen = torch.zeros(1, vocab, dtype=torch.bool, device=device)
-        seen[0, torch.tensor(seen_ids, device=device)] = True
     text = _TextStream(predictor.encoder, config.stop)
-    ids = None
-    for _ in range(config.max_tokens):
-        if ids is not None:
-            step_logits, state = model(ids.view(1, 1), state)  # (1, 1, V)
-            logits = step_logits[:, -1]
-        ids = choose(logits.float().index_fill(-1, banned, float("-inf")), config, generator, seen)
-        if seen is not None:
-            seen[0, ids] = True
-        text.push(int(ids[0]))
-        if text.done:
-            break
+    tokens = continue_ids(predictor.model, logits, state, config, seen=seen_ids.tolist())
+    try:
+        for ids in tokens:
+            text.push(int(ids[0]))
+            if text.done:
+                break
+    finally:
+        tokens.close()
     text.finish()
     return text.text
 
