@@ -7,7 +7,9 @@ With `--run`, the model of a trained language-model run folder; without it, a mo
 which runs at the same speed. For each batch size, `rnnkit.tasks.language_model.generate`
 makes `--max-tokens` tokens per sample (temperature 0.8, top-k 40) after a 20-character
 prompt; the best of `--repeats` runs is reported as generated tokens/s (all samples counted)
-and ms per step. For contrast, the
+and ms per step. Batch 1 runs twice: the NumPy step and sampler one sample takes on the CPU
+(`LeanLanguageModel`), and the same tokens through the modules and torch ops (`lean=False`,
+what batch 1 cost before). For contrast, the
 "re-read" row re-runs the whole text so far for every token (what a generation loop without
 carried state costs), for a quarter of the tokens at batch 1.
 """
@@ -41,12 +43,14 @@ def load_model(run: str | None) -> tuple[LanguageModel, str]:
     return model.eval(), "default shape, random weights"
 
 
-def timed_generation(model: LanguageModel, batch: int, tokens: int, repeats: int) -> float:
+def timed_generation(
+    model: LanguageModel, batch: int, tokens: int, repeats: int, lean: bool = True
+) -> float:
     config = SamplingConfig(max_tokens=tokens, temperature=0.8, top_k=40, seed=0, num_samples=batch)
     best = float("inf")
     for _ in range(repeats):
         start = time.perf_counter()
-        for _ids in generate_ids(model, PROMPT, config):
+        for _ids in generate_ids(model, PROMPT, config, lean=lean):
             pass
         best = min(best, time.perf_counter() - start)
     return best
@@ -78,11 +82,11 @@ def main() -> None:
         f"{args.max_tokens} tokens per sample, best of {args.repeats}\n"
     )
     rows = []
-    for batch in (1, 16):
-        seconds = timed_generation(model, batch, args.max_tokens, args.repeats)
+    for batch, lean in ((1, True), (1, False), (16, True)):
+        seconds = timed_generation(model, batch, args.max_tokens, args.repeats, lean)
         rows.append(
             [
-                f"carried state, batch {batch}",
+                f"carried state, batch {batch}" + ("" if lean else ", through the modules"),
                 f"{batch * args.max_tokens:,}",
                 f"{seconds:.3f}",
                 f"{batch * args.max_tokens / seconds:,.0f}",

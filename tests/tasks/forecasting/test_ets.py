@@ -159,3 +159,22 @@ def test_a_failed_fit_leaves_the_other_rows_and_says_which_series(
     assert "ets" not in metrics and "seasonal_naive" in metrics
     assert metrics["notes"]["ets"].startswith("not computed: series 'north', target 0: ETS failed")
     assert "ETS failed at origin 3" in caplog.text
+
+
+def test_a_long_history_gets_fewer_fits_each_reading_all_of_it(monkeypatch) -> None:
+    assert ets.fits_for_history(700) == ets.MAX_FITS  # a daily series: ten fits
+    assert ets.fits_for_history(17_544) == 1  # two years of hours: one fit on all of them
+    assert ets.fits_for_history(5_000) == ets.FIT_STEPS // 5_000
+    assert ets.fits_for_history(10**6) == 1  # never below one
+
+    fitted: list[int] = []
+
+    class Recording(AutoETS):
+        def fit(self, y, *args, **kwargs):
+            fitted.append(len(y))
+            return super().fit(y, *args, **kwargs)
+
+    monkeypatch.setattr(ets, "FIT_STEPS", 3_000)  # a small budget, so the test stays quick
+    y = seasonal(1_600)
+    ets.ets_forecasts(y, np.arange(1_400, 1_560, 10), 12, 12, Recording)
+    assert fitted == [1_401, 1_551]  # two fits of the whole history fit in 3,000 steps
