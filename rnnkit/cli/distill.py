@@ -43,8 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         metavar="K",
         help="language models: read the teacher once over the training text and keep each "
-        "position's K most likely next tokens, so a distilled step costs what a step without a "
-        "teacher costs (default 0: the teacher runs beside every step)",
+        "position's K most likely next tokens, so a distilled step costs about what a step "
+        "without a teacher costs (default 0: the teacher runs beside every step)",
     )
     add_train_flags(p)
     p.add_argument(

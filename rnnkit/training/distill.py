@@ -41,11 +41,12 @@ class DistillConfig:
             0 is training from scratch (the reference a distilled student must beat).
         top_k: 0 runs the teacher beside the student at every step. k > 0 (language models
             only) runs it once over the training text before training and keeps each
-            position's k most likely next tokens: a distilled step then costs what a step
-            from scratch costs, so under a time budget the student reads as much text as
-            without a teacher (the live teacher's forward costs more than a small student's
-            step). The soft loss is then the KL from the teacher's distribution renormalised
-            over its k tokens; k equal to the vocabulary is the full distribution.
+            position's k most likely next tokens: a distilled step then costs about what a
+            step from scratch costs, so under a time budget the student reads nearly as much
+            text as without a teacher (the live teacher's forward costs more than a small
+            student's step). The soft loss is then the KL from the teacher's distribution
+            renormalised over its k tokens; k equal to the vocabulary is the full
+            distribution.
     """
 
     teacher: str = ""
