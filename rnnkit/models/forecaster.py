@@ -46,6 +46,10 @@ MAX_COLUMNS = MAX_WIDTH
 
 Likelihood = Literal["none", "gaussian", "quantile"]
 
+#: the quantile levels a model may learn: a level q needs ~1/q observations below it to be
+#: estimated at all, more than any series here has beyond 1/1000. It also keeps a level edited
+#: into config.json after training (1e-300 for 0.1) from loading as another valid model.
+QUANTILE_RANGE = (0.001, 0.999)
 #: z-score of the 10% / 90% quantiles of a normal: a Gaussian's 80% interval is mean +- 1.2816 sd.
 Z80 = 1.2815515655446004
 
@@ -94,8 +98,11 @@ class ForecasterConfig:
                 f"unknown likelihood {self.likelihood!r}; choose none, gaussian or quantile"
             )
         if self.likelihood == "quantile":
-            if not self.quantiles or any(not 0 < q < 1 for q in self.quantiles):
-                raise ConfigError(f"quantiles must lie in (0, 1), got {list(self.quantiles)}")
+            low, high = QUANTILE_RANGE
+            if not self.quantiles or any(not low <= q <= high for q in self.quantiles):
+                raise ConfigError(
+                    f"quantiles must lie in [{low}, {high}], got {list(self.quantiles)}"
+                )
             if list(self.quantiles) != sorted(set(self.quantiles)):
                 raise ConfigError(f"quantiles must be increasing, got {list(self.quantiles)}")
         for name in ("horizon", "num_targets", "num_features"):

@@ -109,3 +109,13 @@ def test_calibration_only_widens() -> None:
     point = torch.zeros(50, 2, 1)
     target = torch.linspace(-0.2, 0.2, 100).view(50, 2, 1)  # well inside +-1
     assert model.calibrate(point, point - 1, point + 1, target).item() == 1.0
+
+
+@pytest.mark.parametrize("levels", [(1e-300, 0.5, 0.9), (0.1, 0.9995), (0.0, 0.5), (0.5, 1.0)])
+def test_quantile_levels_outside_what_a_series_can_teach_are_refused(levels) -> None:
+    from rnnkit.models.forecaster import QUANTILE_RANGE
+
+    with pytest.raises(ConfigError, match=r"quantiles must lie in \[0\.001, 0\.999\]"):
+        ForecasterConfig(likelihood="quantile", quantiles=levels)
+    low, high = QUANTILE_RANGE
+    ForecasterConfig(likelihood="quantile", quantiles=(low, 0.5, high))  # the bounds are valid
