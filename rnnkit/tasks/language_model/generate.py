@@ -313,7 +313,7 @@ def _generate_one(
     kernel for one sample, so a seed gives the same tokens; tested against the tensor path).
     """
     vocab = logits.size
-    banned = [i for i in SPECIAL_IDS if i < vocab]
+    banned = np.array([i for i in SPECIAL_IDS if i < vocab], dtype=np.intp)  # (a list: 2x slower)
     draws = torch.empty(1, vocab, dtype=torch.float64)
     q = draws.numpy()[0]
     k, token = config.top_k, 0
